@@ -1,0 +1,113 @@
+// Package demo generates the order events of the seeds' orders example
+// (order_id, customer_id, product, amount, quantity, order_time) for
+// `sluice up --demo` and for benchmarks, and declares the demo stream.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// OrderSchema is the JSON Schema of an order event.
+const OrderSchema = `{
+  "type": "object",
+  "properties": {
+    "order_id":    {"type": "string"},
+    "customer_id": {"type": "string"},
+    "product":     {"type": "string"},
+    "amount":      {"type": "number"},
+    "quantity":    {"type": "integer"},
+    "order_time":  {"type": "string", "format": "date-time"}
+  },
+  "required": ["order_id", "customer_id", "amount", "order_time"]
+}`
+
+// Names used by the demo.
+const (
+	Topic       = "orders"
+	StreamName  = "main.demo.orders"
+	Destination = "main.demo.orders_ingestion"
+)
+
+// StreamSpec returns the demo stream's spec (YAML) for a broker at bootstrap.
+func StreamSpec(bootstrap string) []byte {
+	return fmt.Appendf(nil, `name: %s
+source:
+  kafka:
+    subscribe: %s
+connection:
+  bootstrap_servers: %s
+schema:
+  key: {json_schema: {"type": "string"}}
+  payload:
+    json_schema: %s
+ingestion:
+  destination: %s
+  commit_interval: 2s
+`, StreamName, Topic, bootstrap, strconv.Quote(OrderSchema), Destination)
+}
+
+var products = []string{"laptop", "phone", "tablet", "monitor", "keyboard", "mouse", "headphones", "camera"}
+
+// Generator makes order events. It is deterministic for a seed and not
+// goroutine-safe.
+type Generator struct {
+	rng *rand.Rand
+	seq uint64
+	// BadEvery makes every n-th event violate the schema (amount as a
+	// string), to show the quarantine; 0 never.
+	BadEvery uint64
+}
+
+// NewGenerator returns a generator seeded with seed.
+func NewGenerator(seed uint64) *Generator {
+	return &Generator{rng: rand.New(rand.NewPCG(seed, seed^0x5eed))}
+}
+
+// Next appends the next event's key (the customer) and JSON value (~200
+// bytes) to the given buffers and returns them.
+func (g *Generator) Next(now time.Time, key, value []byte) ([]byte, []byte) {
+	g.seq++
+	cust := g.rng.IntN(10_000)
+	key = fmt.Appendf(key, "c%05d", cust)
+	amount := float64(g.rng.IntN(50_000)) / 100
+	value = fmt.Appendf(value, `{"order_id":"o-%012d","customer_id":"c%05d","product":"%s",`, g.seq, cust, products[g.rng.IntN(len(products))])
+	if g.BadEvery > 0 && g.seq%g.BadEvery == 0 {
+		value = fmt.Appendf(value, `"amount":"%.2f",`, amount)
+	} else {
+		value = fmt.Appendf(value, `"amount":%.2f,`, amount)
+	}
+	value = fmt.Appendf(value, `"quantity":%d,"order_time":"%s","channel":"web","note":"demo order event"}`,
+		1+g.rng.IntN(5), now.UTC().Format(time.RFC3339Nano))
+	return key, value
+}
+
+// Produce sends orders to topic at about rate events per second until ctx
+// is cancelled. Produce errors are counted by the client's retries; the
+// first error that survives them is returned.
+func Produce(ctx context.Context, cl *kgo.Client, topic string, rate float64, g *Generator) error {
+	if rate <= 0 {
+		return fmt.Errorf("demo: rate must be positive, got %v", rate)
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	perTick := rate / 10
+	var owed float64
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		owed += perTick
+		for ; owed >= 1; owed-- {
+			k, v := g.Next(time.Now(), nil, nil)
+			cl.Produce(ctx, &kgo.Record{Topic: topic, Key: k, Value: v}, nil)
+		}
+	}
+}

@@ -1,0 +1,370 @@
+// Package ingest runs sluice's managed ingestion: for every stream in the
+// catalog, one runner consumes its Kafka partitions from the offsets
+// committed in its ingestion table, decodes records into Arrow with the
+// stream's schemas, and commits micro-batches to the ingestion table (and
+// refused records to the quarantine table) with the next offsets in the same
+// Iceberg commit. That commit is the only record of progress, so a crash at
+// any moment resumes exactly where the table says: nothing is ingested twice
+// or skipped.
+//
+// A Manager owns the runners; each runner is one goroutine that owns its
+// Kafka client and table handles. Streams are independent: one failing (its
+// broker gone, say) retries with backoff and does not affect the others.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/internal/catalog"
+	"github.com/sluice-dev/sluice/internal/ident"
+	"github.com/sluice-dev/sluice/internal/schema"
+	"github.com/sluice-dev/sluice/internal/source/kafka"
+	"github.com/sluice-dev/sluice/internal/stream"
+	"github.com/sluice-dev/sluice/internal/table"
+)
+
+// ErrInvalid marks errors caused by the user's input (a bad spec, a schema
+// that does not compile, a taken name); the API answers them with 4xx.
+var ErrInvalid = errors.New("invalid stream")
+
+// ErrUnavailable marks errors where an outside system (the broker) could not
+// be reached; the API answers them with 503.
+var ErrUnavailable = errors.New("unavailable")
+
+// Options configures a Manager. The zero value is usable.
+type Options struct {
+	// DiscoveryInterval is how often a runner looks for new topics and
+	// partitions its subscription selects. Default 5s.
+	DiscoveryInterval time.Duration
+	// FetchMaxWait bounds how long the broker holds a fetch with no data.
+	// Default 500ms.
+	FetchMaxWait time.Duration
+	// MinBackoff and MaxBackoff bound the wait before a failed runner
+	// retries. Defaults 500ms and 30s.
+	MinBackoff, MaxBackoff time.Duration
+	// ConnectTimeout bounds the broker checks of Create. Default 10s.
+	ConnectTimeout time.Duration
+}
+
+// EnsureDefaults fills in defaults.
+func (o *Options) EnsureDefaults() {
+	if o.DiscoveryInterval <= 0 {
+		o.DiscoveryInterval = 5 * time.Second
+	}
+	if o.FetchMaxWait <= 0 {
+		o.FetchMaxWait = 500 * time.Millisecond
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 500 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+}
+
+// Manager creates, runs, reports on and deletes streams. It is safe for
+// concurrent use.
+type Manager struct {
+	cat     *catalog.Catalog
+	store   *table.Store
+	logger  *slog.Logger
+	metrics *metrics
+	opts    Options
+
+	mu      sync.Mutex
+	ctx     context.Context // lifetime of runners; set by Start
+	runners map[string]*handle
+}
+
+type handle struct {
+	r      *runner
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a Manager; call Start to run the streams in the catalog.
+func New(cat *catalog.Catalog, store *table.Store, logger *slog.Logger, reg prometheus.Registerer, opts Options) *Manager {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts.EnsureDefaults()
+	return &Manager{cat: cat, store: store, logger: logger, metrics: newMetrics(reg), opts: opts, runners: map[string]*handle{}}
+}
+
+func (m *Manager) secret(ctx context.Context, scope, key string) ([]byte, error) {
+	return m.cat.Secret(ctx, scope, key)
+}
+
+// Start starts a runner for every stream in the catalog. Runners live until
+// ctx is cancelled or Close is called.
+func (m *Manager) Start(ctx context.Context) error {
+	m.mu.Lock()
+	m.ctx = ctx
+	m.mu.Unlock()
+	streams, err := m.cat.ListStreams(ctx, "", "", 0)
+	if err != nil {
+		return err
+	}
+	for _, s := range streams {
+		spec, err := parseStored(s)
+		if err != nil {
+			m.logger.Error("stream spec in catalog is unreadable; not started", "stream", s.Name, "err", err)
+			continue
+		}
+		if err := m.startRunner(spec, s); err != nil {
+			m.logger.Error("starting stream", "stream", s.Name, "err", err)
+		}
+	}
+	return nil
+}
+
+func parseStored(s catalog.Stream) (*stream.Spec, error) {
+	return stream.Parse(s.Spec)
+}
+
+// compiled holds the schemas of a spec.
+func compileSchemas(spec *stream.Spec) (key, value *schema.Schema, err error) {
+	var kraw, vraw []byte
+	if spec.Schema.Key != nil {
+		kraw = spec.Schema.Key.JSONSchema
+	}
+	if spec.Schema.Payload != nil {
+		vraw = spec.Schema.Payload.JSONSchema
+	}
+	if key, err = schema.Compile(kraw); err != nil {
+		return nil, nil, &stream.FieldError{Field: "schema.key.json_schema", Reason: err.Error()}
+	}
+	if value, err = schema.Compile(vraw); err != nil {
+		return nil, nil, &stream.FieldError{Field: "schema.payload.json_schema", Reason: err.Error()}
+	}
+	return key, value, nil
+}
+
+func (m *Manager) startRunner(spec *stream.Spec, s catalog.Stream) error {
+	key, value, err := compileSchemas(spec)
+	if err != nil {
+		return err
+	}
+	start, err := kafka.DecodeOffsets(string(s.StartOffsets))
+	if err != nil {
+		return err
+	}
+	if start == nil {
+		start = kafka.Offsets{}
+	}
+	var st Status
+	_ = json.Unmarshal(s.Status, &st)
+	st.State = StateStarting
+	r := &runner{
+		spec: spec, start: start, key: key, value: value, m: m,
+		logger: m.logger.With("stream", spec.Name), status: &statusBox{s: st},
+		metrics: m.metrics.forStream(spec.Name),
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ctx == nil {
+		return errors.New("ingest: Manager not started")
+	}
+	if _, ok := m.runners[spec.Name]; ok {
+		return fmt.Errorf("stream %s is already running", spec.Name)
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	h := &handle{r: r, cancel: cancel, done: make(chan struct{})}
+	m.runners[spec.Name] = h
+	go func() {
+		defer close(h.done)
+		r.run(ctx)
+	}()
+	return nil
+}
+
+func (m *Manager) saveStatus(name string, s Status) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.cat.SaveStreamStatus(ctx, name, b); err != nil {
+		m.logger.Warn("saving stream status", "stream", name, "err", err)
+	}
+}
+
+// Create validates spec, checks the brokers are reachable, fixes the
+// starting offsets (the current end of every selected partition, so every
+// record produced after Create returns is ingested and none before),
+// creates the ingestion and quarantine tables, records the stream in the
+// catalog with owner, and starts its ingestion. On any error nothing is
+// left behind.
+func (m *Manager) Create(ctx context.Context, spec *stream.Spec, owner string) (catalog.Stream, error) {
+	if err := spec.Validate(); err != nil {
+		return catalog.Stream{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	key, value, err := compileSchemas(spec)
+	if err != nil {
+		return catalog.Stream{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if _, err := m.cat.GetStream(ctx, spec.Name); err == nil {
+		return catalog.Stream{}, fmt.Errorf("%w: name: stream %s already exists", ErrInvalid, spec.Name)
+	}
+	if other, err := m.cat.StreamByDestination(ctx, spec.Ingestion.Destination); err == nil {
+		return catalog.Stream{}, fmt.Errorf("%w: ingestion.destination: table %s belongs to stream %s", ErrInvalid, spec.Ingestion.Destination, other.Name)
+	}
+	for _, n := range []ident.Name{spec.DestinationName(), spec.QuarantineName()} {
+		if _, err := m.store.Load(ctx, n); err == nil {
+			return catalog.Stream{}, fmt.Errorf("%w: ingestion.destination: table %s already exists; choose another destination or drop it", ErrInvalid, n)
+		} else if !errors.Is(err, table.ErrNotFound) {
+			return catalog.Stream{}, err
+		}
+	}
+
+	start, err := m.startOffsets(ctx, spec)
+	if err != nil {
+		return catalog.Stream{}, err
+	}
+
+	_, err = m.store.Create(ctx, spec.DestinationName(), IngestionSchema(key, value), table.CreateOptions{
+		Properties: map[string]string{"sluice.stream": spec.Name},
+	})
+	if err != nil {
+		return catalog.Stream{}, fmt.Errorf("creating ingestion table: %w", err)
+	}
+	if _, err := m.store.Create(ctx, spec.QuarantineName(), QuarantineSchema, table.CreateOptions{
+		Properties: map[string]string{"sluice.stream": spec.Name},
+	}); err != nil {
+		_ = m.store.Drop(context.WithoutCancel(ctx), spec.DestinationName())
+		return catalog.Stream{}, fmt.Errorf("creating quarantine table: %w", err)
+	}
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return catalog.Stream{}, err
+	}
+	s := catalog.Stream{
+		Name: spec.Name, Destination: spec.Ingestion.Destination, Spec: specJSON, Owner: owner,
+		CreatedAt: time.Now().UTC(), StartOffsets: []byte(start.Encode()),
+		Status: []byte(`{"state":"starting"}`),
+	}
+	if err := m.cat.CreateStream(ctx, s); err != nil {
+		cctx := context.WithoutCancel(ctx)
+		_ = m.store.Drop(cctx, spec.DestinationName())
+		_ = m.store.Drop(cctx, spec.QuarantineName())
+		if errors.Is(err, catalog.ErrExists) {
+			return catalog.Stream{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return catalog.Stream{}, err
+	}
+	if err := m.startRunner(spec, s); err != nil {
+		return catalog.Stream{}, err
+	}
+	m.logger.Info("stream created", "stream", spec.Name, "destination", spec.Ingestion.Destination, "start_offsets", start.String())
+	return s, nil
+}
+
+// startOffsets connects to the brokers and returns the end offset of every
+// partition the subscription selects now.
+func (m *Manager) startOffsets(ctx context.Context, spec *stream.Spec) (kafka.Offsets, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.opts.ConnectTimeout)
+	defer cancel()
+	opts, err := kafka.ClientOpts(ctx, spec.Connection, m.secret)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connection: %w", ErrInvalid, err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	parts, err := kafka.Resolve(ctx, adm, spec.Source.Kafka)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connection.bootstrap_servers: cannot reach the brokers at %s: %w", ErrUnavailable, spec.Connection.BootstrapServers, err)
+	}
+	start, err := kafka.EndOffsets(ctx, adm, parts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading end offsets from %s: %w", ErrUnavailable, spec.Connection.BootstrapServers, err)
+	}
+	return start, nil
+}
+
+// Delete stops the stream's ingestion, deletes its ingestion and quarantine
+// tables, and removes it from the catalog, as the seed says.
+func (m *Manager) Delete(ctx context.Context, name string) error {
+	s, err := m.cat.GetStream(ctx, name)
+	if err != nil {
+		return err
+	}
+	m.stop(name)
+	spec, err := parseStored(s)
+	if err != nil {
+		return err
+	}
+	for _, n := range []ident.Name{spec.DestinationName(), spec.QuarantineName()} {
+		if err := m.store.Drop(ctx, n); err != nil && !errors.Is(err, table.ErrNotFound) {
+			return fmt.Errorf("dropping table %s: %w", n, err)
+		}
+	}
+	if err := m.cat.DeleteStream(ctx, name); err != nil {
+		return err
+	}
+	m.metrics.deleteStream(name)
+	m.logger.Info("stream deleted", "stream", name)
+	return nil
+}
+
+func (m *Manager) stop(name string) {
+	m.mu.Lock()
+	h := m.runners[name]
+	delete(m.runners, name)
+	m.mu.Unlock()
+	if h != nil {
+		h.cancel()
+		<-h.done
+	}
+}
+
+// Status returns the live status of a running stream, or the last saved
+// one when it is not running here.
+func (m *Manager) Status(ctx context.Context, name string) (Status, error) {
+	m.mu.Lock()
+	h := m.runners[name]
+	m.mu.Unlock()
+	if h != nil {
+		return h.r.status.get(), nil
+	}
+	s, err := m.cat.GetStream(ctx, name)
+	if err != nil {
+		return Status{}, err
+	}
+	var st Status
+	if err := json.Unmarshal(s.Status, &st); err != nil {
+		return Status{}, fmt.Errorf("stream %s: stored status is unreadable: %w", name, err)
+	}
+	return st, nil
+}
+
+// Close stops every runner (each commits what it has read) and waits.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	hs := m.runners
+	m.runners = map[string]*handle{}
+	m.mu.Unlock()
+	for _, h := range hs {
+		h.cancel()
+	}
+	for _, h := range hs {
+		<-h.done
+	}
+}

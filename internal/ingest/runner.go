@@ -1,0 +1,331 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/internal/schema"
+	"github.com/sluice-dev/sluice/internal/source/kafka"
+	"github.com/sluice-dev/sluice/internal/stream"
+	"github.com/sluice-dev/sluice/internal/table"
+)
+
+// Snapshot summary properties that ingestion writes with every commit.
+const (
+	// PropOffsets holds the next offsets to read (kafka.Offsets JSON) after
+	// the data of this snapshot: the only source of truth for resuming.
+	PropOffsets = "sluice.offsets"
+	// PropStream names the stream that wrote the snapshot.
+	PropStream = "sluice.stream"
+)
+
+// errFenced means another writer committed offsets this runner did not
+// expect: the session restarts from what the table says.
+var errFenced = errors.New("ingestion table was advanced by another writer")
+
+// runner ingests one stream. run owns the Kafka client and the table
+// handles; nothing else touches them.
+type runner struct {
+	spec    *stream.Spec
+	start   kafka.Offsets // fixed when the stream was created
+	key     *schema.Schema
+	value   *schema.Schema
+	m       *Manager
+	logger  *slog.Logger
+	status  *statusBox
+	metrics *streamMetrics
+}
+
+// run ingests until ctx is cancelled, restarting the session with backoff
+// after any error, so a stream whose broker is gone recovers by itself.
+func (r *runner) run(ctx context.Context) {
+	backoff := r.m.opts.MinBackoff
+	for {
+		began := time.Now()
+		err := r.session(ctx)
+		if ctx.Err() != nil {
+			r.setStatus(func(s *Status) { s.State = StateStopped })
+			return
+		}
+		if err == nil {
+			err = errors.New("ingestion session ended without error")
+		}
+		if time.Since(began) > 30*time.Second {
+			backoff = r.m.opts.MinBackoff
+		}
+		r.logger.Warn("ingestion failed; retrying", "stream", r.spec.Name, "err", err, "retry_in", backoff)
+		r.setStatus(func(s *Status) {
+			s.State, s.LastError, s.LastErrorAt = StateFailing, err.Error(), time.Now().UTC()
+		})
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			r.setStatus(func(s *Status) { s.State = StateStopped })
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, r.m.opts.MaxBackoff)
+	}
+}
+
+func (r *runner) setStatus(f func(*Status)) {
+	s := r.status.update(f)
+	r.m.saveStatus(r.spec.Name, s)
+}
+
+// session is one life of the consumer: it reads the committed offsets from
+// the tables, consumes from exactly there, and commits micro-batches until
+// ctx is cancelled (nil) or something fails (the error).
+func (r *runner) session(ctx context.Context) error {
+	tbl, err := r.m.store.Load(ctx, r.spec.DestinationName())
+	if err != nil {
+		return fmt.Errorf("loading ingestion table: %w", err)
+	}
+	qtbl, err := r.m.store.Load(ctx, r.spec.QuarantineName())
+	if err != nil {
+		return fmt.Errorf("loading quarantine table: %w", err)
+	}
+	committed, err := kafka.DecodeOffsets(tbl.SnapshotProperties()[PropOffsets])
+	if err != nil {
+		return err
+	}
+	if committed == nil {
+		committed = r.start.Clone()
+	}
+	qcommitted, err := kafka.DecodeOffsets(qtbl.SnapshotProperties()[PropOffsets])
+	if err != nil {
+		return err
+	}
+
+	opts, err := kafka.ClientOpts(ctx, r.spec.Connection, r.m.secret)
+	if err != nil {
+		return err
+	}
+	assign := map[string]map[int32]kgo.Offset{}
+	for t, ps := range committed {
+		assign[t] = map[int32]kgo.Offset{}
+		for p, o := range ps {
+			assign[t][p] = kgo.NewOffset().At(o)
+		}
+	}
+	opts = append(opts,
+		kgo.ConsumePartitions(assign),
+		kgo.FetchMaxWait(r.m.opts.FetchMaxWait),
+		kgo.FetchMaxBytes(64<<20),
+		kgo.FetchMaxPartitionBytes(16<<20),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("creating Kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	rows, _ := tbl.Count(ctx)
+	qrows, _ := qtbl.Count(ctx)
+	r.setStatus(func(s *Status) {
+		s.State, s.Offsets, s.RowsIngested, s.RowsQuarantined, s.SnapshotID = StateRunning, committed.Clone(), rows, qrows, tbl.SnapshotID()
+	})
+	r.logger.Info("ingestion started", "stream", r.spec.Name, "offsets", committed.String())
+
+	b := newBatch(memory.DefaultAllocator, r.key, r.value, committed, qcommitted)
+	defer b.release()
+	hwm := kafka.Offsets{}
+	interval := r.spec.Ingestion.CommitInterval.D()
+	maxRecords := r.spec.Ingestion.CommitMaxRecords
+	nextDiscovery := time.Now().Add(r.m.opts.DiscoveryInterval)
+	var fetchErr error
+	rec := &Record{}
+
+	for {
+		now := time.Now()
+		wait := nextDiscovery.Sub(now)
+		if b.len() > 0 {
+			wait = min(wait, b.first.Add(interval).Sub(now))
+		}
+		if wait > 0 {
+			pctx, cancel := context.WithTimeout(ctx, wait)
+			fetches := cl.PollRecords(pctx, maxRecords-b.len())
+			cancel()
+			if ctx.Err() != nil {
+				// Soft stop: commit what was read, then leave.
+				if b.len() > 0 {
+					cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+					err := r.commit(cctx, tbl, qtbl, b, &committed, &qcommitted, hwm)
+					cancel()
+					return err
+				}
+				return nil
+			}
+			fetchErr = nil
+			fetches.EachError(func(t string, p int32, err error) {
+				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+					fetchErr = fmt.Errorf("fetching %s/%d: %w", t, p, err)
+				}
+			})
+			if fetchErr != nil {
+				r.metrics.fetchErrors.Inc()
+				r.setStatus(func(s *Status) {
+					s.State, s.LastError, s.LastErrorAt = StateFailing, fetchErr.Error(), time.Now().UTC()
+				})
+			}
+			now = time.Now()
+			fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+				if p.HighWatermark >= 0 {
+					hwm.Set(p.Topic, p.Partition, p.HighWatermark)
+				}
+				for _, kr := range p.Records {
+					*rec = Record{Key: kr.Key, Value: kr.Value, Timestamp: kr.Timestamp, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset}
+					b.add(rec, now)
+				}
+			})
+			if fetchErr == nil && len(fetches) > 0 && r.status.get().State == StateFailing {
+				r.setStatus(func(s *Status) { s.State = StateRunning })
+			}
+		}
+		now = time.Now()
+		if b.len() >= maxRecords || (b.len() > 0 && !now.Before(b.first.Add(interval))) {
+			if err := r.commit(ctx, tbl, qtbl, b, &committed, &qcommitted, hwm); err != nil {
+				return err
+			}
+		}
+		if !now.Before(nextDiscovery) {
+			nextDiscovery = now.Add(r.m.opts.DiscoveryInterval)
+			if err := r.discover(ctx, cl, adm, b.next); err != nil {
+				r.logger.Warn("discovering partitions", "stream", r.spec.Name, "err", err)
+			}
+		}
+	}
+}
+
+// discover adds partitions that the subscription selects and that are not
+// consumed yet (new topics, added partitions). They were created after the
+// stream, so all their records are new: consumption starts at their start.
+func (r *runner) discover(ctx context.Context, cl *kgo.Client, adm *kadm.Client, known kafka.Offsets) error {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	parts, err := kafka.Resolve(dctx, adm, r.spec.Source.Kafka)
+	if err != nil {
+		return err
+	}
+	add := map[string]map[int32]kgo.Offset{}
+	for t, ps := range parts {
+		for _, p := range ps {
+			if _, ok := known.Get(t, p); ok {
+				continue
+			}
+			if add[t] == nil {
+				add[t] = map[int32]kgo.Offset{}
+			}
+			add[t][p] = kgo.NewOffset().AtStart()
+			known.Set(t, p, 0)
+			r.logger.Info("consuming new partition", "stream", r.spec.Name, "topic", t, "partition", p)
+		}
+	}
+	if len(add) > 0 {
+		cl.AddConsumePartitions(add)
+	}
+	return nil
+}
+
+// commit writes the batch: refused records to the quarantine table first,
+// then the rows to the ingestion table, each in one commit that records the
+// offsets after the batch. On a conflict (another commit landed first, e.g.
+// an optimize), the commit is retried only if the table still holds the
+// offsets this batch started from; otherwise the session is fenced.
+func (r *runner) commit(ctx context.Context, tbl, qtbl *table.Table, b *batch, committed, qcommitted *kafka.Offsets, hwm kafka.Offsets) error {
+	began := time.Now()
+	next := b.next.Clone()
+	nGood, nBad, nSkipped := b.nGood, b.nBad, b.skipped
+	good, bad := b.take()
+	defer func() {
+		if good != nil {
+			good.Release()
+		}
+		if bad != nil {
+			bad.Release()
+		}
+	}()
+	props := map[string]string{PropOffsets: next.Encode(), PropStream: r.spec.Name}
+	if bad != nil {
+		// The quarantine's offsets only ever move forward.
+		qnext := next.Clone()
+		for t, ps := range *qcommitted {
+			for p, o := range ps {
+				if n, ok := qnext.Get(t, p); !ok || n < o {
+					qnext.Set(t, p, o)
+				}
+			}
+		}
+		qprops := map[string]string{PropOffsets: qnext.Encode(), PropStream: r.spec.Name}
+		if err := appendFenced(ctx, qtbl, bad, qprops, *qcommitted); err != nil {
+			return fmt.Errorf("committing %d quarantined records to %s: %w", nBad, qtbl.Name(), err)
+		}
+		*qcommitted = qnext
+		b.quarantined = qnext
+	}
+	if good != nil {
+		if err := appendFenced(ctx, tbl, good, props, *committed); err != nil {
+			return fmt.Errorf("committing %d rows to %s: %w", nGood, tbl.Name(), err)
+		}
+		*committed = next
+	}
+	var lag int64
+	for t, ps := range hwm {
+		for p, h := range ps {
+			if n, ok := next.Get(t, p); ok && h > n {
+				lag += h - n
+			}
+		}
+	}
+	r.metrics.records.Add(float64(nGood))
+	r.metrics.quarantined.Add(float64(nBad))
+	r.metrics.commits.Inc()
+	r.metrics.commitSeconds.Observe(time.Since(began).Seconds())
+	r.metrics.lag.Set(float64(lag))
+	r.setStatus(func(s *Status) {
+		s.State = StateRunning
+		s.RowsIngested += int64(nGood)
+		s.RowsQuarantined += int64(nBad)
+		s.Offsets = committed.Clone()
+		s.Lag = lag
+		s.LastCommitAt = time.Now().UTC()
+		s.SnapshotID = tbl.SnapshotID()
+	})
+	r.logger.Debug("committed batch", "stream", r.spec.Name, "rows", nGood, "quarantined", nBad, "skipped", nSkipped, "took", time.Since(began))
+	return nil
+}
+
+// appendFenced appends rec to t with props, retrying on a commit conflict
+// as long as the table still records expect as its offsets.
+func appendFenced(ctx context.Context, t *table.Table, rec arrow.RecordBatch, props map[string]string, expect kafka.Offsets) error {
+	for attempt := 0; ; attempt++ {
+		err := t.Append(ctx, []arrow.RecordBatch{rec}, props)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, table.ErrConflict) || attempt >= 10 {
+			return err
+		}
+		raw := t.SnapshotProperties()[PropOffsets]
+		if raw == "" {
+			continue // no ingestion has committed yet: the other commit was not a writer of ours
+		}
+		cur, derr := kafka.DecodeOffsets(raw)
+		if derr != nil {
+			return derr
+		}
+		if !cur.Equal(expect) {
+			return fmt.Errorf("%w: table has offsets %s, batch started at %s", errFenced, cur, expect)
+		}
+	}
+}
