@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -36,7 +39,7 @@ func tableCmd(env Env, g *globals) *cobra.Command {
 			if format != "table" && format != "json" && format != "csv" {
 				return fmt.Errorf("--format %q: use table, json or csv", format)
 			}
-			var rows server.Rows
+			var rows rawRows
 			q := url.Values{"limit": {strconv.Itoa(limit)}}
 			if err := g.client().getJSON(cmd.Context(), "/api/v1/tables/"+n.String()+"/rows?"+q.Encode(), &rows); err != nil {
 				return err
@@ -111,7 +114,7 @@ a concurrent ingestion commit simply retries.`,
 
 // printRows renders rows as an aligned table, JSON lines or CSV. Nested
 // values print as JSON.
-func printRows(w io.Writer, rows server.Rows, format string) error {
+func printRows(w io.Writer, rows rawRows, format string) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
@@ -137,7 +140,7 @@ func printRows(w io.Writer, rows server.Rows, format string) error {
 		for _, r := range rows.Rows {
 			rec := make([]string, len(r))
 			for i, v := range r {
-				rec[i] = cell(v)
+				rec[i] = cell(v, rows.Columns[i].Type)
 			}
 			if err := cw.Write(rec); err != nil {
 				return err
@@ -155,7 +158,7 @@ func printRows(w io.Writer, rows server.Rows, format string) error {
 	for _, r := range rows.Rows {
 		cells := make([]string, len(r))
 		for i, v := range r {
-			cells[i] = strings.ReplaceAll(cell(v), "\t", " ")
+			cells[i] = strings.ReplaceAll(cell(v, rows.Columns[i].Type), "\t", " ")
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
@@ -166,45 +169,61 @@ func printRows(w io.Writer, rows server.Rows, format string) error {
 	return nil
 }
 
-func cell(v any) string {
-	switch x := v.(type) {
-	case nil:
+// rawRows is server.Rows with every cell kept as its JSON text, so nested
+// objects print with their fields in schema order and numbers as sent.
+type rawRows struct {
+	Columns []server.Column     `json:"columns"`
+	Rows    [][]json.RawMessage `json:"rows"`
+}
+
+// cell renders one value for table and CSV output: strings bare, binary
+// as text when it is UTF-8 (else base64), nested values as compact JSON.
+func cell(v json.RawMessage, typ string) string {
+	if len(v) == 0 || string(v) == "null" {
 		return "NULL"
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	case bool:
-		return strconv.FormatBool(x)
 	}
-	b, _ := json.Marshal(v)
-	return string(b)
+	if v[0] == '"' {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			if typ == "binary" {
+				if b, err := base64.StdEncoding.DecodeString(s); err == nil && utf8.Valid(b) {
+					return string(b)
+				}
+			}
+			return s
+		}
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, v) == nil {
+		return buf.String()
+	}
+	return string(v)
 }
 
 type kv struct {
 	k string
-	v any
+	v json.RawMessage
 }
 
 // orderedRow marshals as a JSON object with keys in column order.
 type orderedRow []kv
 
 func (r orderedRow) MarshalJSON() ([]byte, error) {
-	var b strings.Builder
+	var b bytes.Buffer
 	b.WriteByte('{')
 	for i, e := range r {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		k, _ := json.Marshal(e.k)
-		v, err := json.Marshal(e.v)
-		if err != nil {
-			return nil, err
-		}
 		b.Write(k)
 		b.WriteByte(':')
-		b.Write(v)
+		if len(e.v) == 0 {
+			b.WriteString("null")
+		} else if err := json.Compact(&b, e.v); err != nil {
+			return nil, err
+		}
 	}
 	b.WriteByte('}')
-	return []byte(b.String()), nil
+	return b.Bytes(), nil
 }

@@ -78,7 +78,6 @@ type Record struct {
 // record added. It does no I/O and is not goroutine-safe.
 type batch struct {
 	keyDec, valDec *schema.Decoder
-	keyPlain       bool
 
 	good, bad *array.RecordBuilder
 	gKey, gVal array.Builder
@@ -104,12 +103,13 @@ func newBatch(mem memory.Allocator, key, value *schema.Schema, start, quarantine
 	b := &batch{
 		keyDec:      key.NewDecoder(),
 		valDec:      value.NewDecoder(),
-		keyPlain:    key.IsPlain(),
 		good:        array.NewRecordBuilder(mem, IngestionSchema(key, value)),
 		bad:         array.NewRecordBuilder(mem, QuarantineSchema),
 		next:        start.Clone(),
 		quarantined: quarantined,
 	}
+	b.keyDec.SetRoot(ColKey)
+	b.valDec.SetRoot(ColValue)
 	b.gKey, b.gVal = b.good.Field(0), b.good.Field(1)
 	b.gTS = b.good.Field(2).(*array.TimestampBuilder)
 	b.gTopic = b.good.Field(3).(*array.StringBuilder)
@@ -130,17 +130,13 @@ func (b *batch) add(r *Record, now time.Time) (refused bool) {
 	b.bytes += int64(len(r.Key) + len(r.Value))
 	// The key is checked before the value is appended, so that a bad key
 	// never leaves a value behind in the builder.
-	var err error
-	if !b.keyPlain {
-		if err = b.keyDec.Check(r.Key); err != nil {
-			err = prefixErr("key", err)
-		}
-	}
+	// Errors name their path from the column: "value.amount: ...".
+	err := b.keyDec.Check(r.Key)
 	if err == nil {
-		if err = b.valDec.Append(b.gVal, r.Value); err != nil {
-			err = prefixErr("value", err)
-		} else if err = b.keyDec.Append(b.gKey, r.Key); err != nil {
-			panic("ingest: key passed Check but failed Append: " + err.Error())
+		if err = b.valDec.Append(b.gVal, r.Value); err == nil {
+			if kerr := b.keyDec.Append(b.gKey, r.Key); kerr != nil {
+				panic("ingest: key passed Check but failed Append: " + kerr.Error())
+			}
 		}
 	}
 	if err != nil {
@@ -154,22 +150,6 @@ func (b *batch) add(r *Record, now time.Time) (refused bool) {
 	b.gSrc.Append(RecordSourceStream)
 	b.nGood++
 	return false
-}
-
-func prefixErr(side string, err error) error {
-	return &fieldError{side: side, err: err}
-}
-
-type fieldError struct {
-	side string
-	err  error
-}
-
-func (e *fieldError) Error() string {
-	if de, ok := e.err.(*schema.DecodeError); ok && de.Path != "" {
-		return e.err.Error()
-	}
-	return e.side + ": " + e.err.Error()
 }
 
 func (b *batch) quarantine(r *Record, reason string, now time.Time) {

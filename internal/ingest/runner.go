@@ -61,7 +61,7 @@ func (r *runner) run(ctx context.Context) {
 		if time.Since(began) > 30*time.Second {
 			backoff = r.m.opts.MinBackoff
 		}
-		r.logger.Warn("ingestion failed; retrying", "stream", r.spec.Name, "err", err, "retry_in", backoff)
+		r.logger.Warn("ingestion failed; retrying", "err", err, "retry_in", backoff)
 		r.setStatus(func(s *Status) {
 			s.State, s.LastError, s.LastErrorAt = StateFailing, err.Error(), time.Now().UTC()
 		})
@@ -135,7 +135,7 @@ func (r *runner) session(ctx context.Context) error {
 	r.setStatus(func(s *Status) {
 		s.State, s.Offsets, s.RowsIngested, s.RowsQuarantined, s.SnapshotID = StateRunning, committed.Clone(), rows, qrows, tbl.SnapshotID()
 	})
-	r.logger.Info("ingestion started", "stream", r.spec.Name, "offsets", committed.String())
+	r.logger.Info("ingestion started", "offsets", committed.String())
 
 	b := newBatch(memory.DefaultAllocator, r.key, r.value, committed, qcommitted)
 	defer b.release()
@@ -201,7 +201,7 @@ func (r *runner) session(ctx context.Context) error {
 		if !now.Before(nextDiscovery) {
 			nextDiscovery = now.Add(r.m.opts.DiscoveryInterval)
 			if err := r.discover(ctx, cl, adm, b.next); err != nil {
-				r.logger.Warn("discovering partitions", "stream", r.spec.Name, "err", err)
+				r.logger.Warn("discovering partitions", "err", err)
 			}
 		}
 	}
@@ -228,7 +228,7 @@ func (r *runner) discover(ctx context.Context, cl *kgo.Client, adm *kadm.Client,
 			}
 			add[t][p] = kgo.NewOffset().AtStart()
 			known.Set(t, p, 0)
-			r.logger.Info("consuming new partition", "stream", r.spec.Name, "topic", t, "partition", p)
+			r.logger.Info("consuming new partition", "topic", t, "partition", p)
 		}
 	}
 	if len(add) > 0 {
@@ -301,7 +301,7 @@ func (r *runner) commit(ctx context.Context, tbl, qtbl *table.Table, b *batch, c
 		s.LastCommitAt = time.Now().UTC()
 		s.SnapshotID = tbl.SnapshotID()
 	})
-	r.logger.Debug("committed batch", "stream", r.spec.Name, "rows", nGood, "quarantined", nBad, "skipped", nSkipped, "took", time.Since(began))
+	r.logger.Debug("committed batch", "rows", nGood, "quarantined", nBad, "skipped", nSkipped, "took", time.Since(began))
 	return nil
 }
 

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -83,7 +84,7 @@ func (d *Decoder) Append(b array.Builder, data []byte) error {
 	if err := d.decode(data); err != nil {
 		return err
 	}
-	if d.s.root.kind == kindPlain {
+	if d.s.textRoot() {
 		b.(*array.StringBuilder).BinaryBuilder.Append(data)
 		return nil
 	}
@@ -106,9 +107,15 @@ func (d *Decoder) Check(data []byte) error {
 
 // decode parses and checks data, leaving its values on the tape for replay.
 func (d *Decoder) decode(data []byte) error {
-	if d.s.root.kind == kindPlain {
+	if d.s.textRoot() {
 		if !utf8.Valid(data) {
 			return &DecodeError{Path: d.root, Reason: fmt.Sprintf("invalid UTF-8 at byte %d", invalidUTF8At(data))}
+		}
+		if d.s.full != nil { // e.g. pattern or enum: validate the string as a JSON document
+			quoted, _ := json.Marshal(string(data))
+			if err := d.validate(quoted); err != nil {
+				return err
+			}
 		}
 		return nil
 	}

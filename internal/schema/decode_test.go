@@ -156,9 +156,19 @@ func TestAppend(t *testing.T) {
 			err:    `day: invalid date "2023-02-29": day out of range`,
 		},
 		"string escapes": {
+			schema: `{"type":"object","properties":{"s":{"type":"string"}}}`,
+			data:   ptr(`{"s":"caf\u00e9 \"q\" \ud83d\ude00 \\ \/ \n"}`),
+			want:   `{"s":"café \"q\" 😀 \\ / \n"}`,
+		},
+		"root string reads the bytes as text": {
 			schema: `{"type":"string"}`,
-			data:   ptr(`"caf\u00e9 \"q\" \ud83d\ude00 \\ \/ \n"`),
-			want:   `"café \"q\" 😀 \\ / \n"`,
+			data:   ptr(`u1 "quoted"`),
+			want:   `"u1 \"quoted\""`,
+		},
+		"root string with a pattern validates the text": {
+			schema: `{"type":"string","pattern":"^u[0-9]+$"}`,
+			data:   ptr(`u12`),
+			want:   `"u12"`,
 		},
 		"JSON text keeps the source bytes": {
 			schema: `{"type":"object","properties":{"any":{}}}`,
@@ -196,19 +206,29 @@ func TestAppend(t *testing.T) {
 			err:    `invalid JSON at byte 19: unexpected 'N' looking for beginning of value`,
 		},
 		"control character in a string": {
-			schema: `{"type":"string"}`,
-			data:   ptr("\"a\tb\""),
-			err:    `invalid JSON at byte 2: control character 0x09 in string`,
+			schema: `{"type":"object","properties":{"s":{"type":"string"}}}`,
+			data:   ptr("{\"s\":\"a\tb\"}"),
+			err:    `invalid JSON at byte 7: control character 0x09 in string`,
 		},
 		"invalid UTF-8 in a string": {
+			schema: `{"type":"object","properties":{"s":{"type":"string"}}}`,
+			data:   ptr("{\"s\":\"a\xffb\"}"),
+			err:    `invalid JSON at byte 7: invalid UTF-8 in string`,
+		},
+		"invalid UTF-8 in a root string": {
 			schema: `{"type":"string"}`,
-			data:   ptr("\"a\xffb\""),
-			err:    `invalid JSON at byte 2: invalid UTF-8 in string`,
+			data:   ptr("a\xffb"),
+			err:    `invalid UTF-8 at byte 1`,
+		},
+		"root string failing its pattern": {
+			schema: `{"type":"string","pattern":"^u[0-9]+$"}`,
+			data:   ptr(`x1`),
+			err:    `'x1' does not match pattern '^u[0-9]+$'`,
 		},
 		"lone surrogate escape": {
-			schema: `{"type":"string"}`,
-			data:   ptr(`"\ud800x"`),
-			err:    `invalid JSON at byte 1: lone UTF-16 surrogate in \u escape`,
+			schema: `{"type":"object","properties":{"s":{"type":"string"}}}`,
+			data:   ptr(`{"s":"\ud800x"}`),
+			err:    `invalid JSON at byte 6: lone UTF-16 surrogate in \u escape`,
 		},
 		"trailing data": {
 			schema: `{"type":"integer"}`,

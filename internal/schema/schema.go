@@ -20,8 +20,11 @@
 //	anyOf/oneOf [T, null]      T
 //	no schema                  utf8 holding the message bytes
 //
-// A subschema with "properties" but no "type" is read as an object (or
-// null). Local "$ref"s ("#/$defs/x", "#/definitions/x") are expanded.
+// A schema whose root is a plain string ({"type": "string"}, the usual key
+// schema) reads the message bytes as text, as Kafka's StringDeserializer
+// does: the key u1 is the string "u1", not invalid JSON. Other roots are
+// JSON documents. A subschema with "properties" but no "type" is read as
+// an object (or null). Local "$ref"s ("#/$defs/x", "#/definitions/x") are expanded.
 //
 // [Decoder.Append] validates while it extracts, in one pass over the bytes
 // with no allocation: JSON syntax (strict RFC 8259 and UTF-8), types,
@@ -112,6 +115,13 @@ func Compile(raw []byte) (*Schema, error) {
 // ArrowType returns the column type: a struct for an object schema, utf8
 // when there is no schema, and so on (see the package documentation).
 func (s *Schema) ArrowType() arrow.DataType { return s.dt }
+
+// textRoot reports whether a message is read as text rather than parsed as
+// JSON: with no schema, and with a schema whose root is a plain string
+// (as Kafka's StringDeserializer reads keys: the bytes u1, not "u1").
+func (s *Schema) textRoot() bool {
+	return s.root.kind == kindPlain || s.root.kind == kindString
+}
 
 // IsPlain reports whether no schema was given.
 func (s *Schema) IsPlain() bool { return s.root.kind == kindPlain }

@@ -36,6 +36,28 @@ func (r *RawJSON) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// UnmarshalJSON implements json.Unmarshaler: an object (kept as is) or a
+// string holding JSON.
+func (r *RawJSON) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		if !json.Valid([]byte(s)) {
+			return fmt.Errorf("json_schema string is not valid JSON")
+		}
+		b = []byte(s)
+	}
+	if string(b) == "null" {
+		*r = nil
+		return nil
+	}
+	*r = bytes.Clone(b)
+	return nil
+}
+
 // MarshalJSON implements json.Marshaler.
 func (r RawJSON) MarshalJSON() ([]byte, error) {
 	if len(r) == 0 {
@@ -136,6 +158,25 @@ func parseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid duration %q: write e.g. 500ms, 5s, 1h or 2d", s)
 	}
 	return v, nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler: "5s" or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err == nil {
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration such as \"5s\", got %s", b)
+	}
+	v, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // MarshalJSON implements json.Marshaler.
