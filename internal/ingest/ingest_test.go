@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/broker"
 	"github.com/sluice-dev/sluice/internal/catalog"
 	"github.com/sluice-dev/sluice/internal/ident"
+	"github.com/sluice-dev/sluice/internal/schema"
 	"github.com/sluice-dev/sluice/internal/stream"
 	"github.com/sluice-dev/sluice/internal/table"
 )
@@ -38,7 +39,8 @@ type env struct {
 
 func testOptions() Options {
 	return Options{DiscoveryInterval: 200 * time.Millisecond, FetchMaxWait: 100 * time.Millisecond,
-		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, ConnectTimeout: 3 * time.Second}
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, ConnectTimeout: 3 * time.Second,
+		MaintainEvery: 5}
 }
 
 func newEnv(t *testing.T) *env {
@@ -382,4 +384,43 @@ func TestDeleteStream(t *testing.T) {
 	if _, err := e.create(ordersSpec(e.broker.Addr(), "subscribe: orders")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestCreateAfterInterruptedCreate: a create that crashed after making the
+// tables but before recording the stream does not block the next create.
+func TestCreateAfterInterruptedCreate(t *testing.T) {
+	e := newEnv(t)
+	spec, err := stream.Parse([]byte(ordersSpec(e.broker.Addr(), "subscribe: orders")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the crashed create left: both tables, no stream.
+	if _, err := e.store.Create(context.Background(), spec.DestinationName(), IngestionSchema(mustCompile(t, ordersSchema), mustCompile(t, "")),
+		table.CreateOptions{Properties: map[string]string{PropStream: spec.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.create(ordersSpec(e.broker.Addr(), "subscribe: orders")); err != nil {
+		t.Fatalf("create after an interrupted create: %v", err)
+	}
+	// A table that is not such a leftover is never dropped.
+	if _, err := e.store.Create(context.Background(), ident.Name{Catalog: "main", Schema: "demo", Object: "mine"}, QuarantineSchema, table.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.create(`{name: main.demo.s9, source: {kafka: {subscribe: t}}, connection: {bootstrap_servers: "` + e.broker.Addr() + `"}, ingestion: {destination: main.demo.mine}}`)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("create over a user's table: %v", err)
+	}
+}
+
+func mustCompile(t *testing.T, s string) *schema.Schema {
+	t.Helper()
+	var raw []byte
+	if s != "" {
+		raw = []byte(s)
+	}
+	sc, err := schema.Compile(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
 }

@@ -54,6 +54,12 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// ConnectTimeout bounds the broker checks of Create. Default 10s.
 	ConnectTimeout time.Duration
+	// MaintainEvery is how many commits a runner makes between
+	// maintenance passes over its tables (compaction of small files,
+	// expiry of snapshots older than an hour, orphan removal), so that a
+	// long-running stream keeps bounded metadata without anyone running
+	// `sluice table optimize`. Default 200; negative disables.
+	MaintainEvery int
 }
 
 // EnsureDefaults fills in defaults.
@@ -72,6 +78,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.MaintainEvery == 0 {
+		o.MaintainEvery = 200
 	}
 }
 
@@ -224,10 +233,20 @@ func (m *Manager) Create(ctx context.Context, spec *stream.Spec, owner string) (
 		return catalog.Stream{}, fmt.Errorf("%w: ingestion.destination: table %s belongs to stream %s", ErrInvalid, spec.Ingestion.Destination, other.Name)
 	}
 	for _, n := range []ident.Name{spec.DestinationName(), spec.QuarantineName()} {
-		if _, err := m.store.Load(ctx, n); err == nil {
-			return catalog.Stream{}, fmt.Errorf("%w: ingestion.destination: table %s already exists; choose another destination or drop it", ErrInvalid, n)
-		} else if !errors.Is(err, table.ErrNotFound) {
+		t, err := m.store.Load(ctx, n)
+		switch {
+		case errors.Is(err, table.ErrNotFound):
+			continue
+		case err != nil:
 			return catalog.Stream{}, err
+		case t.Properties()[PropStream] == spec.Name && t.SnapshotID() == 0:
+			// Left by a create of this very stream that crashed before
+			// recording it: empty, and no stream owns it (checked above).
+			if err := m.store.Drop(ctx, n); err != nil {
+				return catalog.Stream{}, fmt.Errorf("dropping table %s left by an interrupted create: %w", n, err)
+			}
+		default:
+			return catalog.Stream{}, fmt.Errorf("%w: ingestion.destination: table %s already exists; choose another destination", ErrInvalid, n)
 		}
 	}
 
@@ -237,13 +256,13 @@ func (m *Manager) Create(ctx context.Context, spec *stream.Spec, owner string) (
 	}
 
 	_, err = m.store.Create(ctx, spec.DestinationName(), IngestionSchema(key, value), table.CreateOptions{
-		Properties: map[string]string{"sluice.stream": spec.Name},
+		Properties: map[string]string{PropStream: spec.Name},
 	})
 	if err != nil {
 		return catalog.Stream{}, fmt.Errorf("creating ingestion table: %w", err)
 	}
 	if _, err := m.store.Create(ctx, spec.QuarantineName(), QuarantineSchema, table.CreateOptions{
-		Properties: map[string]string{"sluice.stream": spec.Name},
+		Properties: map[string]string{PropStream: spec.Name},
 	}); err != nil {
 		_ = m.store.Drop(context.WithoutCancel(ctx), spec.DestinationName())
 		return catalog.Stream{}, fmt.Errorf("creating quarantine table: %w", err)

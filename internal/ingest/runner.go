@@ -145,6 +145,7 @@ func (r *runner) session(ctx context.Context) error {
 	nextDiscovery := time.Now().Add(r.m.opts.DiscoveryInterval)
 	var fetchErr error
 	rec := &Record{}
+	commits := 0
 
 	for {
 		now := time.Now()
@@ -197,13 +198,45 @@ func (r *runner) session(ctx context.Context) error {
 			if err := r.commit(ctx, tbl, qtbl, b, &committed, &qcommitted, hwm); err != nil {
 				return err
 			}
+			if commits++; r.m.opts.MaintainEvery > 0 && commits%r.m.opts.MaintainEvery == 0 {
+				r.maintain(ctx, tbl, qtbl)
+			}
 		}
 		if !now.Before(nextDiscovery) {
 			nextDiscovery = now.Add(r.m.opts.DiscoveryInterval)
+			// Discovery is also the health probe: kgo retries dial
+			// failures inside fetches without reporting them, so a broker
+			// that is gone shows up here, as a failed metadata request.
 			if err := r.discover(ctx, cl, adm, b.next); err != nil {
-				r.logger.Warn("discovering partitions", "err", err)
+				if ctx.Err() == nil {
+					r.logger.Warn("cannot reach the brokers", "err", err)
+					r.setStatus(func(s *Status) {
+						s.State = StateFailing
+						s.LastError = fmt.Sprintf("cannot reach the brokers at %s: %v", r.spec.Connection.BootstrapServers, err)
+						s.LastErrorAt = time.Now().UTC()
+					})
+				}
+			} else if fetchErr == nil && r.status.get().State == StateFailing {
+				r.setStatus(func(s *Status) { s.State = StateRunning })
 			}
 		}
+	}
+}
+
+// maintain compacts and expires the runner's tables between two commits.
+// It runs in the runner's goroutine, so it never races its own appends; a
+// conflict with someone else's commit only postpones it (the handle is
+// refreshed and the next append proceeds as usual).
+func (r *runner) maintain(ctx context.Context, tables ...*table.Table) {
+	for _, t := range tables {
+		began := time.Now()
+		st, err := t.Optimize(ctx, table.OptimizeOptions{})
+		if err != nil {
+			r.logger.Warn("table maintenance postponed", "table", t.Name(), "err", err)
+			continue
+		}
+		r.logger.Debug("table maintained", "table", t.Name(), "files_before", st.FilesBefore, "files_after", st.FilesAfter,
+			"snapshots_expired", st.SnapshotsExpired, "orphans_removed", st.OrphansRemoved, "took", time.Since(began))
 	}
 }
 
@@ -211,7 +244,7 @@ func (r *runner) session(ctx context.Context) error {
 // consumed yet (new topics, added partitions). They were created after the
 // stream, so all their records are new: consumption starts at their start.
 func (r *runner) discover(ctx context.Context, cl *kgo.Client, adm *kadm.Client, known kafka.Offsets) error {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, min(10*time.Second, 2*r.m.opts.DiscoveryInterval+time.Second))
 	defer cancel()
 	parts, err := kafka.Resolve(dctx, adm, r.spec.Source.Kafka)
 	if err != nil {

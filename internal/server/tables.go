@@ -1,10 +1,8 @@
 package server
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -165,24 +163,11 @@ func (a *API) optimizeTable(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	var stats table.OptimizeStats
-	// A running ingestion may commit between our load and our commit; the
-	// table rejects the stale commit, and we retry on the new state.
-	for attempt := 0; ; attempt++ {
-		t, err := a.d.Tables.Load(r.Context(), n)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		stats, err = t.Optimize(r.Context(), table.OptimizeOptions{})
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, table.ErrConflict) || attempt >= 20 {
-			writeError(w, err)
-			return
-		}
-		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+	// A running ingestion may commit meanwhile; Optimize retries on the new state.
+	stats, err := a.d.Tables.Optimize(r.Context(), n, table.OptimizeOptions{})
+	if err != nil {
+		writeError(w, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, stats)
 }

@@ -2,6 +2,7 @@ package table
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/apache/iceberg-go"
 	ictable "github.com/apache/iceberg-go/table"
 	"github.com/apache/iceberg-go/table/compaction"
+
+	"github.com/sluice-dev/sluice/internal/ident"
 )
 
 // CarryForwardPrefix marks snapshot summary properties that
@@ -192,3 +195,29 @@ func (t *Table) RemoveOrphans(ctx context.Context, olderThan time.Duration) (int
 	}
 	return len(res.DeletedFiles), nil
 }
+
+// Optimize loads table name and optimizes it, retrying on the table's new
+// state when a concurrent writer (an ingestion commit) wins the race: a
+// compaction of the latest state is always valid, so unlike a writer with
+// offsets to protect, it can simply start over. It gives up after
+// maxOptimizeAttempts conflicts.
+func (s *Store) Optimize(ctx context.Context, name ident.Name, o OptimizeOptions) (OptimizeStats, error) {
+	var err error
+	for attempt := 1; ; attempt++ {
+		var t *Table
+		if t, err = s.Load(ctx, name); err != nil {
+			return OptimizeStats{}, err
+		}
+		var st OptimizeStats
+		if st, err = t.Optimize(ctx, o); err == nil || !errors.Is(err, ErrConflict) || attempt == maxOptimizeAttempts {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return OptimizeStats{}, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		}
+	}
+}
+
+const maxOptimizeAttempts = 20

@@ -35,7 +35,8 @@ const (
 //     dictionary on every column) writes about 2× slower here;
 //   - write.target-file-size-bytes 128 MiB, the [OptimizeOptions] default;
 //   - old metadata.json files deleted after commit, keeping 10;
-//   - commit.retry.num-retries 0 (not overridable; see [ErrConflict]).
+//   - commit.retry.num-retries 0 (not overridable; see [ErrConflict]);
+//   - commit.manifest-merge.enabled, merging once 16 manifests accumulate.
 func DefaultProperties() map[string]string {
 	return map[string]string{
 		propFormatVersion:                           "2",
@@ -45,6 +46,11 @@ func DefaultProperties() map[string]string {
 		ictable.MetadataDeleteAfterCommitEnabledKey: "true",
 		ictable.MetadataPreviousVersionsMaxKey:      "10",
 		propCommitRetries:                           "0",
+		// Without merging, every append adds a manifest forever: planning
+		// a scan or a compaction reads them all, and a stream committing
+		// every few seconds makes thousands a day.
+		ictable.ManifestMergeEnabledKey:  "true",
+		ictable.ManifestMinMergeCountKey: "16",
 	}
 }
 

@@ -1,0 +1,153 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/cli"
+	"github.com/sluice-dev/sluice/internal/demo"
+	"github.com/sluice-dev/sluice/internal/source/kafka"
+	"github.com/sluice-dev/sluice/internal/table"
+	"github.com/sluice-dev/sluice/internal/testutil/sluicetest"
+)
+
+// runningUp is `sluice up` running in this process through the CLI.
+type runningUp struct {
+	out, err *syncBuffer
+	cancel   context.CancelFunc
+	exit     chan int
+	api      *sluicetest.Client
+	broker   string
+}
+
+var upLine = regexp.MustCompile(`sluice is up: REST API (\S+), Kafka bootstrap (\S+), data in `)
+
+// startUp runs `sluice up args...` via cli.Run until stop, and waits
+// (bounded) until it reports that it is up.
+func startUp(t *testing.T, args ...string) *runningUp {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	u := &runningUp{out: &syncBuffer{}, err: &syncBuffer{}, cancel: cancel, exit: make(chan int, 1)}
+	go func() { u.exit <- cli.Run(ctx, append([]string{"up"}, args...), cli.Env{Out: u.out, Err: u.err}) }()
+	t.Cleanup(func() { u.stop(t) })
+	sluicetest.Eventually(t, 30*time.Second, "sluice up reporting it is up", func() (bool, string) {
+		select {
+		case code := <-u.exit:
+			u.exit <- code
+			t.Fatalf("sluice up exited with %d before it was up:\n%s%s", code, u.out, u.err)
+		default:
+		}
+		m := upLine.FindStringSubmatch(u.out.String())
+		if m == nil {
+			return false, u.out.String()
+		}
+		u.api = sluicetest.NewClient(m[1], "")
+		u.broker = m[2]
+		return true, ""
+	})
+	return u
+}
+
+// stop cancels the command's context (what SIGINT does) and checks that it
+// exits cleanly within a bound. It may be called more than once.
+func (u *runningUp) stop(t *testing.T) {
+	t.Helper()
+	u.cancel()
+	select {
+	case code := <-u.exit:
+		u.exit <- code
+		if code != 0 {
+			t.Errorf("sluice up exited with %d:\n%s", code, u.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("sluice up still running 30s after cancel:\n%s", u.err)
+	}
+}
+
+// TestUpDemo runs `sluice up --demo` on free ports, checks that the demo
+// stream ingests and quarantines orders, stops it, starts it again on the
+// same data directory and broker port, and checks that the demo stream
+// resumes (it is not created again) without losing or duplicating a
+// record.
+func TestUpDemo(t *testing.T) {
+	data := t.TempDir()
+	args := []string{"--demo", "--demo-rate", "400", "--data", data, "--http", "127.0.0.1:0", "--log-level", "info"}
+	u := startUp(t, append(args, "--broker-addr", "127.0.0.1:0")...)
+	if !strings.Contains(u.out.String(), "Demo: orders are produced to topic orders") {
+		t.Errorf("no demo help in the output:\n%s", u.out)
+	}
+	waitDemoRows := func(u *runningUp, minRows, minQuarantined int64) {
+		t.Helper()
+		sluicetest.Eventually(t, 30*time.Second, "the demo stream ingesting", func() (bool, string) {
+			s, err := u.api.Stream(t.Context(), demo.StreamName)
+			if err != nil {
+				return false, err.Error()
+			}
+			st := s.Status
+			return st.RowsIngested >= minRows && st.RowsQuarantined >= minQuarantined,
+				fmt.Sprintf("%+v", st)
+		})
+	}
+	waitDemoRows(u, 1, 1)
+	first := u.api.MustStream(t, demo.StreamName)
+	u.stop(t)
+	if strings.Contains(u.err.String(), "level=ERROR") {
+		t.Errorf("errors logged by the first run:\n%s", u.err)
+	}
+	var firstRows int
+	withStore(t, data, func(s *table.Store) {
+		firstRows = len(scanTable(t, s, demo.Destination, "order_id"))
+	})
+	t.Logf("first run: %d rows ingested, stream created at %v", firstRows, first.CreatedAt)
+
+	// The stream's spec records the broker's address, so the second run
+	// serves the broker on the same port.
+	u2 := startUp(t, append(args, "--broker-addr", u.broker)...)
+	waitDemoRows(u2, int64(firstRows)+200, 1)
+	second := u2.api.MustStream(t, demo.StreamName)
+	if !second.CreatedAt.Equal(first.CreatedAt) || string(second.StartOffsets) != string(first.StartOffsets) || second.Owner != "demo" {
+		t.Errorf("the demo stream was created again: first %v %s, then %v %s (owner %s)",
+			first.CreatedAt, first.StartOffsets, second.CreatedAt, second.StartOffsets, second.Owner)
+	}
+	if strings.Contains(u2.err.String(), `msg="stream created"`) {
+		t.Errorf("the second run created a stream:\n%s", u2.err)
+	}
+	u2.stop(t)
+	if strings.Contains(u2.err.String(), "level=ERROR") {
+		t.Errorf("errors logged by the second run:\n%s", u2.err)
+	}
+
+	// Every record from the stream's start offsets up to the last one read
+	// is in exactly one of the two tables, once.
+	start, err := kafka.DecodeOffsets(string(first.StartOffsets))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withStore(t, data, func(s *table.Store) {
+		rows := scanTable(t, s, demo.Destination, "order_id")
+		q := scanTable(t, s, demo.Destination+"_quarantine", "")
+		t.Logf("after both runs: %d rows, %d quarantined", len(rows), len(q))
+		seen := map[pos]string{}
+		high := map[int32]int64{}
+		for _, r := range append(rows, q...) {
+			k := pos{r.Partition, r.Offset}
+			if prev, dup := seen[k]; dup {
+				t.Errorf("offset %d@%d is in the tables twice: %q and %q", r.Partition, r.Offset, prev, r.Value)
+			}
+			seen[k] = r.Value
+			high[r.Partition] = max(high[r.Partition], r.Offset+1)
+		}
+		for p, h := range high {
+			from, _ := start.Get(demo.Topic, p)
+			for o := from; o < h; o++ {
+				if _, ok := seen[pos{p, o}]; !ok {
+					t.Errorf("offset %d@%d is in neither table (partition read up to %d)", p, o, h)
+				}
+			}
+		}
+	})
+}
