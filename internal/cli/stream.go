@@ -213,4 +213,3 @@ func printStream(w io.Writer, s server.StreamInfo) {
 	}
 	_ = tw.Flush()
 }
-

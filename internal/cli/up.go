@@ -76,4 +76,3 @@ func demoHelp(url, brokerAddr string) string {
 	}
 	return strings.Join(lines, "\n")
 }
-

@@ -79,7 +79,7 @@ type Record struct {
 type batch struct {
 	keyDec, valDec *schema.Decoder
 
-	good, bad *array.RecordBuilder
+	good, bad  *array.RecordBuilder
 	gKey, gVal array.Builder
 	gTS        *array.TimestampBuilder
 	gTopic     *array.StringBuilder

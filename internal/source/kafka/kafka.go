@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/youmark/pkcs8"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/youmark/pkcs8"
 
 	"github.com/sluice-dev/sluice/internal/stream"
 )
