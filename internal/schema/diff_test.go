@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -108,6 +110,11 @@ func TestDifferential(t *testing.T) {
 				if !utf8.Valid(data) {
 					// encoding/json replaces invalid UTF-8; the decoder rejects it.
 					want, refErr = false, errors.New("invalid UTF-8")
+				}
+				if err != nil && want && strings.Contains(err.Error(), "out of the int64 range") {
+					// Documented: an integer that does not fit the int64
+					// column is rejected, though JSON Schema accepts it.
+					want = false
 				}
 				if got := err == nil; got != want {
 					t.Fatalf("record %d %s:\nAppend error: %v\nreference: %v", i, data, err, refErr)
@@ -263,9 +270,13 @@ func (g *gen) value(s any, depth int) any {
 			}
 		}
 		var o object
-		for k, ps := range props { // map order is random, which shuffles members
+		// Members in a shuffled order drawn from the seeded generator (not
+		// from map iteration, which would make runs differ).
+		keys := slices.Sorted(maps.Keys(props))
+		g.r.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+		for _, k := range keys {
 			if g.pick(10) < 7 || required[k] && g.pick(20) != 0 {
-				o = append(o, member{k, g.value(ps, depth+1)})
+				o = append(o, member{k, g.value(props[k], depth+1)})
 			}
 		}
 		if g.pick(10) == 0 {
