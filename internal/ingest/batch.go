@@ -185,6 +185,9 @@ func (b *batch) len() int { return b.nGood + b.nBad + b.skipped }
 func (b *batch) take() (good, bad arrow.RecordBatch) {
 	if b.nGood > 0 {
 		good = b.good.NewRecordBatch()
+		// The next batch is likely as large: reserve its slots now rather
+		// than growing (copying) the buffers step by step.
+		b.good.Reserve(b.nGood)
 	}
 	if b.nBad > 0 {
 		bad = b.bad.NewRecordBatch()

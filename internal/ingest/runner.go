@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -139,15 +140,28 @@ func (r *runner) session(ctx context.Context) error {
 
 	b := newBatch(memory.DefaultAllocator, r.key, r.value, committed, qcommitted)
 	defer b.release()
+	// The committer writes and commits sealed batches in order, in its own
+	// goroutine, while this one reads and decodes the next batch: on two
+	// cores, Parquet encoding overlaps JSON decoding. It owns the table
+	// handles from here on; at most two batches are sealed at a time.
+	c := &committer{r: r, tbl: tbl, qtbl: qtbl, committed: committed, qcommitted: qcommitted,
+		in: make(chan *sealed), done: make(chan struct{})}
+	go c.run(context.WithoutCancel(ctx))
+	finish := sync.OnceValue(func() error { close(c.in); <-c.done; return c.err })
+	defer finish()
 	hwm := kafka.Offsets{}
 	interval := r.spec.Ingestion.CommitInterval.D()
 	maxRecords := r.spec.Ingestion.CommitMaxRecords
 	nextDiscovery := time.Now().Add(r.m.opts.DiscoveryInterval)
 	var fetchErr error
 	rec := &Record{}
-	commits := 0
 
 	for {
+		select {
+		case <-c.done: // the committer failed
+			return c.err
+		default:
+		}
 		now := time.Now()
 		wait := nextDiscovery.Sub(now)
 		if b.len() > 0 {
@@ -160,12 +174,11 @@ func (r *runner) session(ctx context.Context) error {
 			if ctx.Err() != nil {
 				// Soft stop: commit what was read, then leave.
 				if b.len() > 0 {
-					cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-					err := r.commit(cctx, tbl, qtbl, b, &committed, &qcommitted, hwm)
-					cancel()
-					return err
+					if err := c.send(b.seal(hwm)); err != nil {
+						return err
+					}
 				}
-				return nil
+				return finish()
 			}
 			fetchErr = nil
 			fetches.EachError(func(t string, p int32, err error) {
@@ -195,11 +208,8 @@ func (r *runner) session(ctx context.Context) error {
 		}
 		now = time.Now()
 		if b.len() >= maxRecords || (b.len() > 0 && !now.Before(b.first.Add(interval))) {
-			if err := r.commit(ctx, tbl, qtbl, b, &committed, &qcommitted, hwm); err != nil {
+			if err := c.send(b.seal(hwm)); err != nil {
 				return err
-			}
-			if commits++; r.m.opts.MaintainEvery > 0 && commits%r.m.opts.MaintainEvery == 0 {
-				r.maintain(ctx, tbl, qtbl)
 			}
 		}
 		if !now.Before(nextDiscovery) {
@@ -267,74 +277,6 @@ func (r *runner) discover(ctx context.Context, cl *kgo.Client, adm *kadm.Client,
 	if len(add) > 0 {
 		cl.AddConsumePartitions(add)
 	}
-	return nil
-}
-
-// commit writes the batch: refused records to the quarantine table first,
-// then the rows to the ingestion table, each in one commit that records the
-// offsets after the batch. On a conflict (another commit landed first, e.g.
-// an optimize), the commit is retried only if the table still holds the
-// offsets this batch started from; otherwise the session is fenced.
-func (r *runner) commit(ctx context.Context, tbl, qtbl *table.Table, b *batch, committed, qcommitted *kafka.Offsets, hwm kafka.Offsets) error {
-	began := time.Now()
-	next := b.next.Clone()
-	nGood, nBad, nSkipped := b.nGood, b.nBad, b.skipped
-	good, bad := b.take()
-	defer func() {
-		if good != nil {
-			good.Release()
-		}
-		if bad != nil {
-			bad.Release()
-		}
-	}()
-	props := map[string]string{PropOffsets: next.Encode(), PropStream: r.spec.Name}
-	if bad != nil {
-		// The quarantine's offsets only ever move forward.
-		qnext := next.Clone()
-		for t, ps := range *qcommitted {
-			for p, o := range ps {
-				if n, ok := qnext.Get(t, p); !ok || n < o {
-					qnext.Set(t, p, o)
-				}
-			}
-		}
-		qprops := map[string]string{PropOffsets: qnext.Encode(), PropStream: r.spec.Name}
-		if err := appendFenced(ctx, qtbl, bad, qprops, *qcommitted); err != nil {
-			return fmt.Errorf("committing %d quarantined records to %s: %w", nBad, qtbl.Name(), err)
-		}
-		*qcommitted = qnext
-		b.quarantined = qnext
-	}
-	if good != nil {
-		if err := appendFenced(ctx, tbl, good, props, *committed); err != nil {
-			return fmt.Errorf("committing %d rows to %s: %w", nGood, tbl.Name(), err)
-		}
-		*committed = next
-	}
-	var lag int64
-	for t, ps := range hwm {
-		for p, h := range ps {
-			if n, ok := next.Get(t, p); ok && h > n {
-				lag += h - n
-			}
-		}
-	}
-	r.metrics.records.Add(float64(nGood))
-	r.metrics.quarantined.Add(float64(nBad))
-	r.metrics.commits.Inc()
-	r.metrics.commitSeconds.Observe(time.Since(began).Seconds())
-	r.metrics.lag.Set(float64(lag))
-	r.setStatus(func(s *Status) {
-		s.State = StateRunning
-		s.RowsIngested += int64(nGood)
-		s.RowsQuarantined += int64(nBad)
-		s.Offsets = committed.Clone()
-		s.Lag = lag
-		s.LastCommitAt = time.Now().UTC()
-		s.SnapshotID = tbl.SnapshotID()
-	})
-	r.logger.Debug("committed batch", "rows", nGood, "quarantined", nBad, "skipped", nSkipped, "took", time.Since(began))
 	return nil
 }
 
