@@ -34,9 +34,10 @@ func topicCmd(env Env, g *globals) *cobra.Command {
 	}
 	create.Flags().Int32Var(&partitions, "partitions", 1, "number of partitions")
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List topics with their partitions and record counts",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List topics with their partitions and record counts",
+		Example: "  sluice topic list",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out struct{ Topics []broker.TopicInfo }
 			if err := g.client().getJSON(cmd.Context(), "/api/v1/topics", &out); err != nil {
@@ -87,9 +88,10 @@ key, e.g. connection.mtls.key_password_ref: {scope: kafka, key: key_password}.`,
 		},
 	}
 	list := &cobra.Command{
-		Use:   "list [SCOPE]",
-		Short: "List secrets (names only; values are never shown)",
-		Args:  cobra.MaximumNArgs(1),
+		Use:     "list [SCOPE]",
+		Short:   "List secrets (names only; values are never shown)",
+		Example: "  sluice secret list\n  sluice secret list kafka",
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := ""
 			if len(args) == 1 {
@@ -106,9 +108,10 @@ key, e.g. connection.mtls.key_password_ref: {scope: kafka, key: key_password}.`,
 		},
 	}
 	del := &cobra.Command{
-		Use:   "delete SCOPE KEY",
-		Short: "Delete a secret",
-		Args:  cobra.ExactArgs(2),
+		Use:     "delete SCOPE KEY",
+		Short:   "Delete a secret",
+		Example: "  sluice secret delete kafka key_password",
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := "/api/v1/secrets/" + url.PathEscape(args[0]) + "/" + url.PathEscape(args[1])
 			if err := g.client().do(cmd.Context(), http.MethodDelete, path, nil, "", nil); err != nil {

@@ -51,7 +51,9 @@ record produced after this command returns is ingested, none before.`,
 			if err := g.client().do(cmd.Context(), http.MethodPost, "/api/v1/streams", bytes.NewReader(doc), "application/yaml", &info); err != nil {
 				return specError(file, err)
 			}
-			fmt.Fprintf(env.Out, "created stream %s ingesting into %s (starting offsets %s)\n", info.Name, info.Ingestion.Destination, info.StartOffsets)
+			var offsets bytes.Buffer // the server indents; keep this one line
+			_ = json.Compact(&offsets, info.StartOffsets)
+			fmt.Fprintf(env.Out, "created stream %s ingesting into %s (starting offsets %s)\n", info.Name, info.Ingestion.Destination, offsets.String())
 			return nil
 		},
 	}
@@ -140,7 +142,8 @@ record produced after this command returns is ingested, none before.`,
 		Long: `Delete a stream. As in the seed, this also stops its ingestion and deletes its
 ingestion table (and quarantine table): copy the table first if you need the
 data. Needs MANAGE on the ingestion table.`,
-		Args: cobra.ExactArgs(1),
+		Example: "  sluice stream delete main.demo.orders",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := ident.Parse(args[0])
 			if err != nil {
@@ -158,8 +161,13 @@ data. Needs MANAGE on the ingestion table.`,
 }
 
 func specError(file string, err error) error {
-	if ae, ok := err.(*APIError); ok && ae.Status == http.StatusBadRequest {
-		return fmt.Errorf("spec %s is invalid: %s", file, ae.Message)
+	if ae, ok := err.(*APIError); ok {
+		switch ae.Status {
+		case http.StatusBadRequest:
+			return fmt.Errorf("spec %s is invalid: %s", file, ae.Message)
+		case http.StatusConflict:
+			return fmt.Errorf("spec %s: %s", file, ae.Message)
+		}
 	}
 	return err
 }

@@ -51,9 +51,10 @@ func tableCmd(env Env, g *globals) *cobra.Command {
 	show.Flags().StringVar(&format, "format", "table", "output format: table, json (one object per line) or csv")
 
 	describe := &cobra.Command{
-		Use:   "describe NAME",
-		Short: "Show a table's columns, row count, files and current snapshot",
-		Args:  cobra.ExactArgs(1),
+		Use:     "describe NAME",
+		Short:   "Show a table's columns, row count, files and current snapshot",
+		Example: "  sluice table describe main.demo.orders_ingestion",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := ident.Parse(args[0])
 			if err != nil {
@@ -67,9 +68,10 @@ func tableCmd(env Env, g *globals) *cobra.Command {
 		},
 	}
 	list := &cobra.Command{
-		Use:   "list CATALOG.SCHEMA",
-		Short: "List the tables of a schema",
-		Args:  cobra.ExactArgs(1),
+		Use:     "list CATALOG.SCHEMA",
+		Short:   "List the tables of a schema",
+		Example: "  sluice table list main.demo",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, s, err := ident.ParseNamespace(args[0])
 			if err != nil {
@@ -93,7 +95,8 @@ func tableCmd(env Env, g *globals) *cobra.Command {
 snapshots older than an hour (keeping the last five) and remove orphan files.
 Safe while the table is being ingested: the recorded offsets carry over, and
 a concurrent ingestion commit simply retries.`,
-		Args: cobra.ExactArgs(1),
+		Example: "  sluice table optimize main.demo.orders_ingestion",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := ident.Parse(args[0])
 			if err != nil {

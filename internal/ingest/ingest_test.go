@@ -329,10 +329,10 @@ func TestCreateRejects(t *testing.T) {
 	}{
 		"destination of another stream": {
 			spec: `{name: main.demo.other, source: {kafka: {subscribe: t}}, connection: {bootstrap_servers: "` + e.broker.Addr() + `"}, ingestion: {destination: main.demo.orders_ingestion}}`,
-			is:   ErrInvalid, msg: "belongs to stream main.demo.orders"},
+			is:   ErrExists, msg: "belongs to stream main.demo.orders"},
 		"same name": {
 			spec: `{name: main.demo.orders, source: {kafka: {subscribe: t}}, connection: {bootstrap_servers: "` + e.broker.Addr() + `"}, ingestion: {destination: main.demo.x}}`,
-			is:   ErrInvalid, msg: "already exists"},
+			is:   ErrExists, msg: "already exists"},
 		"bad schema": {
 			spec: `{name: main.demo.s2, source: {kafka: {subscribe: t}}, connection: {bootstrap_servers: "` + e.broker.Addr() + `"}, schema: {payload: {json_schema: {type: objekt}}}, ingestion: {destination: main.demo.y}}`,
 			is:   ErrInvalid, msg: "schema.payload.json_schema"},
@@ -407,7 +407,7 @@ func TestCreateAfterInterruptedCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = e.create(`{name: main.demo.s9, source: {kafka: {subscribe: t}}, connection: {bootstrap_servers: "` + e.broker.Addr() + `"}, ingestion: {destination: main.demo.mine}}`)
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "already exists") {
+	if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("create over a user's table: %v", err)
 	}
 }

@@ -37,6 +37,25 @@ import (
 // that does not compile, a taken name); the API answers them with 4xx.
 var ErrInvalid = errors.New("invalid stream")
 
+// ErrExists marks a create refused because the stream's name or its
+// destination table is taken; the API answers it with 409.
+var ErrExists = errors.New("already exists")
+
+// marked is an error of a class (ErrInvalid, ErrExists, ErrUnavailable)
+// whose message is just the underlying error's, so the class does not
+// prefix every message a user reads.
+type marked struct {
+	class error
+	err   error
+}
+
+func (m *marked) Error() string   { return m.err.Error() }
+func (m *marked) Unwrap() []error { return []error{m.class, m.err} }
+func mark(class, err error) error { return &marked{class: class, err: err} }
+func fieldErr(class error, field, format string, args ...any) error {
+	return mark(class, &stream.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
 // ErrUnavailable marks errors where an outside system (the broker) could not
 // be reached; the API answers them with 503.
 var ErrUnavailable = errors.New("unavailable")
@@ -220,17 +239,17 @@ func (m *Manager) saveStatus(name string, s Status) {
 // left behind.
 func (m *Manager) Create(ctx context.Context, spec *stream.Spec, owner string) (catalog.Stream, error) {
 	if err := spec.Validate(); err != nil {
-		return catalog.Stream{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return catalog.Stream{}, mark(ErrInvalid, err)
 	}
 	key, value, err := compileSchemas(spec)
 	if err != nil {
-		return catalog.Stream{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return catalog.Stream{}, mark(ErrInvalid, err)
 	}
 	if _, err := m.cat.GetStream(ctx, spec.Name); err == nil {
-		return catalog.Stream{}, fmt.Errorf("%w: name: stream %s already exists", ErrInvalid, spec.Name)
+		return catalog.Stream{}, fieldErr(ErrExists, "name", "stream %s already exists; choose another name, or delete it first", spec.Name)
 	}
 	if other, err := m.cat.StreamByDestination(ctx, spec.Ingestion.Destination); err == nil {
-		return catalog.Stream{}, fmt.Errorf("%w: ingestion.destination: table %s belongs to stream %s", ErrInvalid, spec.Ingestion.Destination, other.Name)
+		return catalog.Stream{}, fieldErr(ErrExists, "ingestion.destination", "table %s belongs to stream %s; choose another destination", spec.Ingestion.Destination, other.Name)
 	}
 	for _, n := range []ident.Name{spec.DestinationName(), spec.QuarantineName()} {
 		t, err := m.store.Load(ctx, n)
@@ -246,7 +265,7 @@ func (m *Manager) Create(ctx context.Context, spec *stream.Spec, owner string) (
 				return catalog.Stream{}, fmt.Errorf("dropping table %s left by an interrupted create: %w", n, err)
 			}
 		default:
-			return catalog.Stream{}, fmt.Errorf("%w: ingestion.destination: table %s already exists; choose another destination", ErrInvalid, n)
+			return catalog.Stream{}, fieldErr(ErrExists, "ingestion.destination", "table %s already exists; choose another destination", n)
 		}
 	}
 
@@ -273,7 +292,7 @@ func (m *Manager) Create(ctx context.Context, spec *stream.Spec, owner string) (
 	}
 	s := catalog.Stream{
 		Name: spec.Name, Destination: spec.Ingestion.Destination, Spec: specJSON, Owner: owner,
-		CreatedAt: time.Now().UTC(), StartOffsets: []byte(start.Encode()),
+		CreatedAt: time.Now().UTC().Truncate(time.Microsecond), StartOffsets: []byte(start.Encode()),
 		Status: []byte(`{"state":"starting"}`),
 	}
 	if err := m.cat.CreateStream(ctx, s); err != nil {
@@ -281,7 +300,7 @@ func (m *Manager) Create(ctx context.Context, spec *stream.Spec, owner string) (
 		_ = m.store.Drop(cctx, spec.DestinationName())
 		_ = m.store.Drop(cctx, spec.QuarantineName())
 		if errors.Is(err, catalog.ErrExists) {
-			return catalog.Stream{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+			return catalog.Stream{}, mark(ErrInvalid, err)
 		}
 		return catalog.Stream{}, err
 	}
@@ -299,21 +318,21 @@ func (m *Manager) startOffsets(ctx context.Context, spec *stream.Spec) (kafka.Of
 	defer cancel()
 	opts, err := kafka.ClientOpts(ctx, spec.Connection, m.secret)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, mark(ErrInvalid, err)
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: connection: %w", ErrInvalid, err)
+		return nil, mark(ErrInvalid, fmt.Errorf("connection: %w", err))
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	parts, err := kafka.Resolve(ctx, adm, spec.Source.Kafka)
 	if err != nil {
-		return nil, fmt.Errorf("%w: connection.bootstrap_servers: cannot reach the brokers at %s: %w", ErrUnavailable, spec.Connection.BootstrapServers, err)
+		return nil, mark(ErrUnavailable, fmt.Errorf("connection.bootstrap_servers: cannot reach the brokers at %s: %w", spec.Connection.BootstrapServers, err))
 	}
 	start, err := kafka.EndOffsets(ctx, adm, parts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading end offsets from %s: %w", ErrUnavailable, spec.Connection.BootstrapServers, err)
+		return nil, mark(ErrUnavailable, fmt.Errorf("reading end offsets from %s: %w", spec.Connection.BootstrapServers, err))
 	}
 	return start, nil
 }

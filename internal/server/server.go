@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/internal/broker"
@@ -147,20 +148,24 @@ func statusFor(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	var fe *stream.FieldError
+	var field string
+	if fe := (*stream.FieldError)(nil); errors.As(err, &fe) {
+		field = fe.Field
+	}
+	e := func(status int, code string) *apiError {
+		return &apiError{status: status, code: code, msg: err.Error(), field: field}
+	}
 	switch {
-	case errors.As(err, &fe):
-		return &apiError{status: 400, code: "INVALID_ARGUMENT", msg: err.Error(), field: fe.Field}
-	case errors.Is(err, ingest.ErrInvalid), errors.Is(err, ident.ErrInvalid):
-		return &apiError{status: 400, code: "INVALID_ARGUMENT", msg: err.Error()}
-	case errors.Is(err, catalog.ErrExists), errors.Is(err, table.ErrExists), errors.Is(err, broker.ErrTopicExists):
-		return &apiError{status: 409, code: "ALREADY_EXISTS", msg: err.Error()}
-	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, table.ErrNotFound):
-		return &apiError{status: 404, code: "NOT_FOUND", msg: err.Error()}
+	case errors.Is(err, catalog.ErrExists), errors.Is(err, table.ErrExists), errors.Is(err, broker.ErrTopicExists), errors.Is(err, ingest.ErrExists):
+		return e(409, "ALREADY_EXISTS")
 	case errors.Is(err, ingest.ErrUnavailable):
-		return &apiError{status: 503, code: "UNAVAILABLE", msg: err.Error()}
+		return e(503, "UNAVAILABLE")
+	case field != "", errors.Is(err, ingest.ErrInvalid), errors.Is(err, ident.ErrInvalid), errors.Is(err, kerr.InvalidTopicException):
+		return e(400, "INVALID_ARGUMENT")
+	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, table.ErrNotFound):
+		return e(404, "NOT_FOUND")
 	case errors.Is(err, context.DeadlineExceeded):
-		return &apiError{status: 504, code: "DEADLINE_EXCEEDED", msg: err.Error()}
+		return e(504, "DEADLINE_EXCEEDED")
 	}
 	return &apiError{status: 500, code: "INTERNAL", msg: err.Error()}
 }
@@ -186,6 +191,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // types like struct<a: utf8> stay readable
 	_ = enc.Encode(v)
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -39,6 +40,9 @@ func (a *API) createStream(w http.ResponseWriter, r *http.Request) {
 	}
 	spec, err := stream.Parse(body)
 	if err != nil {
+		if fe := (*stream.FieldError)(nil); !errors.As(err, &fe) {
+			err = badRequest("%v", err) // YAML syntax, unknown field, empty document
+		}
 		writeError(w, err)
 		return
 	}

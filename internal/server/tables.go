@@ -100,8 +100,15 @@ func (a *API) listTables(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	// Tables of streams the caller may not SELECT are left out, as in the
+	// stream list.
 	out := make([]string, 0, len(names))
 	for _, n := range names {
+		if st, owned := a.streamOfTable(r, n); owned {
+			if ok, _ := a.d.Catalog.Allowed(r.Context(), st.Destination, a.principal(r), catalog.PrivSelect); !ok {
+				continue
+			}
+		}
 		out = append(out, n.String())
 	}
 	writeJSON(w, http.StatusOK, map[string][]string{"tables": out})

@@ -62,11 +62,11 @@ func (o *OptimizeOptions) EnsureDefaults() {
 
 // OptimizeStats reports what [Table.Optimize] did.
 type OptimizeStats struct {
-	FilesBefore      int // live data files before compaction
-	FilesAfter       int // live data files after compaction
-	FilesRewritten   int // data files replaced by compaction
-	SnapshotsExpired int
-	OrphansRemoved   int
+	FilesBefore      int `json:"files_before"`    // live data files before compaction
+	FilesAfter       int `json:"files_after"`     // live data files after compaction
+	FilesRewritten   int `json:"files_rewritten"` // data files replaced by compaction
+	SnapshotsExpired int `json:"snapshots_expired"`
+	OrphansRemoved   int `json:"orphans_removed"`
 }
 
 // Optimize maintains the table, in three steps:
