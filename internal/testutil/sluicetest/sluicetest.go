@@ -304,17 +304,17 @@ type DuckDBResult struct {
 }
 
 // RequireDuckDB returns the paths of node and of testdata/duckdb, where the
-// npm package @duckdb/node-api is installed (`npm ci` there). Without them
+// npm package @duckdb/node-api is installed (`npm install` there). Without them
 // the test is skipped, or fails under CI=true.
 func RequireDuckDB(t testing.TB) (node, dir string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		requireCI(t, "node not on PATH; DuckDB tests need Node.js and `cd testdata/duckdb && npm ci`")
+		requireCI(t, "node not on PATH; DuckDB tests need Node.js and `cd testdata/duckdb && npm install`")
 	}
 	dir = filepath.Join(RepoRoot(t), "testdata", "duckdb")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api")); err != nil {
-		requireCI(t, "DuckDB not installed: run `cd testdata/duckdb && npm ci`")
+		requireCI(t, "DuckDB not installed: run `cd testdata/duckdb && npm install`")
 	}
 	return node, dir
 }
