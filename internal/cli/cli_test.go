@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,35 +17,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/internal/cli"
-	"github.com/sluice-dev/sluice/internal/ingest"
 	"github.com/sluice-dev/sluice/internal/node"
 	"github.com/sluice-dev/sluice/internal/testutil/sluicetest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/transcript.txt with the actual output")
 
-// startNode starts a real node (embedded broker, catalog, tables,
-// ingestion, REST API) on free ports in a fresh data directory, tuned for
-// short tests, and closes it at cleanup.
-func startNode(t testing.TB) *node.Node {
-	t.Helper()
-	lv := slog.LevelWarn
-	if os.Getenv("SLUICE_TEST_LOG") != "" {
-		lv = slog.LevelDebug
-	}
-	n, err := node.Start(sluicetest.Context(t), node.Options{
-		DataDir:    t.TempDir(),
-		BrokerAddr: "127.0.0.1:0",
-		HTTPAddr:   "127.0.0.1:0",
-		Ingest: ingest.Options{FetchMaxWait: 100 * time.Millisecond, DiscoveryInterval: 500 * time.Millisecond,
-			MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, ConnectTimeout: time.Second},
-	}, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: lv})))
-	if err != nil {
-		t.Fatalf("starting node: %v", err)
-	}
-	t.Cleanup(n.Close)
-	return n
-}
+// startNode starts a real node on free ports; see sluicetest.StartNode.
+func startNode(t testing.TB) *node.Node { return sluicetest.StartNode(t) }
 
 // run runs the CLI with args, stdin and env vars, and returns its exit
 // code and what it wrote to standard output and standard error.

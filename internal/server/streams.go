@@ -74,18 +74,23 @@ func (a *API) streamInfo(r *http.Request, s catalog.Stream, withSchemas bool) (S
 	return StreamInfo{Spec: spec, Owner: s.Owner, CreatedAt: s.CreatedAt, StartOffsets: s.StartOffsets, Status: st}, nil
 }
 
-func (a *API) getStream(w http.ResponseWriter, r *http.Request) {
+// pathStream returns the stream named in the path after checking that the
+// caller holds p on its ingestion table.
+func (a *API) pathStream(r *http.Request, p catalog.Privilege) (catalog.Stream, error) {
 	name, err := pathName(r)
 	if err != nil {
-		writeError(w, err)
-		return
+		return catalog.Stream{}, err
 	}
 	s, err := a.d.Catalog.GetStream(r.Context(), name.String())
 	if err != nil {
-		writeError(w, err)
-		return
+		return catalog.Stream{}, err
 	}
-	if err := a.require(r.Context(), r, s.Destination, catalog.PrivSelect); err != nil {
+	return s, a.require(r.Context(), r, s.Destination, p)
+}
+
+func (a *API) getStream(w http.ResponseWriter, r *http.Request) {
+	s, err := a.pathStream(r, catalog.PrivSelect)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -156,25 +161,16 @@ func (a *API) listStreams(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteStream(w http.ResponseWriter, r *http.Request) {
-	name, err := pathName(r)
+	s, err := a.pathStream(r, catalog.PrivManage)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	s, err := a.d.Catalog.GetStream(r.Context(), name.String())
-	if err != nil {
+	if err := a.d.Streams.Delete(r.Context(), s.Name); err != nil {
 		writeError(w, err)
 		return
 	}
-	if err := a.require(r.Context(), r, s.Destination, catalog.PrivManage); err != nil {
-		writeError(w, err)
-		return
-	}
-	if err := a.d.Streams.Delete(r.Context(), name.String()); err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"deleted": name.String()})
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": s.Name})
 }
 
 // streamOfTable returns the stream that owns table n (as its ingestion or
