@@ -78,3 +78,37 @@ func (c *Catalog) Allowed(ctx context.Context, securable, principal string, p Pr
 	}
 	return slices.Contains(g[principal], p) || slices.Contains(g[principal], PrivAll), nil
 }
+
+// ScopeSecurable is the securable name of a secret scope in the grants
+// table. MANAGE on it allows storing, deleting, listing and using (in a
+// stream's connection) the scope's secrets.
+func ScopeSecurable(scope string) string { return "secret_scope:" + scope }
+
+// ClaimScope gives principal MANAGE on a secret scope that nobody holds
+// yet, and reports whether principal now holds MANAGE on it (true if it
+// already did, false if someone else owns the scope). It is one
+// transaction, so two first writers cannot both claim a scope.
+func (c *Catalog) ClaimScope(ctx context.Context, scope, principal string) (bool, error) {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	sec := ScopeSecurable(scope)
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sluice_grants WHERE securable = ?`, sec).Scan(&n); err != nil {
+		return false, err
+	}
+	if n == 0 {
+		if err := grantTx(ctx, tx, sec, principal, PrivManage); err != nil {
+			return false, err
+		}
+		return true, tx.Commit()
+	}
+	var held int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sluice_grants WHERE securable = ? AND principal = ? AND privilege IN (?, ?)`,
+		sec, principal, string(PrivManage), string(PrivAll)).Scan(&held); err != nil {
+		return false, err
+	}
+	return held > 0, tx.Commit()
+}

@@ -412,7 +412,7 @@ func TestCreateAfterInterruptedCreate(t *testing.T) {
 	}
 }
 
-func mustCompile(t *testing.T, s string) *schema.Schema {
+func mustCompile(t testing.TB, s string) *schema.Schema {
 	t.Helper()
 	var raw []byte
 	if s != "" {

@@ -178,7 +178,7 @@ func (n *Node) BrokerAddr() string {
 func (n *Node) URL() string { return "http://" + n.httpLn.Addr().String() }
 
 func (n *Node) startDemo(ctx, runCtx context.Context) error {
-	if _, err := n.Catalog.GetStream(ctx, demo.StreamName); errors.Is(err, catalog.ErrNotFound) {
+	if existing, err := n.Catalog.GetStream(ctx, demo.StreamName); errors.Is(err, catalog.ErrNotFound) {
 		if err := broker.CreateTopic(ctx, n.kafka, demo.Topic, 3); err != nil && !errors.Is(err, broker.ErrTopicExists) {
 			return err
 		}
@@ -197,6 +197,11 @@ func (n *Node) startDemo(ctx, runCtx context.Context) error {
 		}
 	} else if err != nil {
 		return err
+	} else if spec, perr := stream.Parse(existing.Spec); perr == nil && spec.Connection.BootstrapServers != n.BrokerAddr() {
+		// The stream keeps the address it was created with.
+		n.logger.Warn("the demo stream reads from another broker address than this one; it will not see the demo's records",
+			"stream_bootstrap", spec.Connection.BootstrapServers, "broker", n.BrokerAddr(),
+			"fix", "start with --broker-addr "+spec.Connection.BootstrapServers+", or `sluice stream delete "+demo.StreamName+"` and restart")
 	}
 	g := demo.NewGenerator(uint64(time.Now().UnixNano()))
 	g.BadEvery = 100

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/sluice-dev/sluice/internal/broker"
@@ -77,6 +78,14 @@ func (a *API) putSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	scope, key := r.PathValue("scope"), r.PathValue("key")
+	// The first to store a secret in a scope owns it.
+	if ok, err := a.d.Catalog.ClaimScope(r.Context(), scope, a.principal(r)); err != nil {
+		writeError(w, err)
+		return
+	} else if !ok {
+		writeError(w, scopeDenied(a.principal(r), scope))
+		return
+	}
 	if err := a.d.Catalog.PutSecret(r.Context(), scope, key, []byte(req.Value)); err != nil {
 		writeError(w, err)
 		return
@@ -86,21 +95,40 @@ func (a *API) putSecret(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listSecrets(w http.ResponseWriter, r *http.Request) {
-	list, err := a.d.Catalog.ListSecrets(r.Context(), r.URL.Query().Get("scope"))
+	all, err := a.d.Catalog.ListSecrets(r.Context(), r.URL.Query().Get("scope"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if list == nil {
-		list = []catalog.SecretInfo{}
+	// Only the scopes the caller manages.
+	list := []catalog.SecretInfo{}
+	for _, s := range all {
+		if ok, _ := a.d.Catalog.Allowed(r.Context(), catalog.ScopeSecurable(s.Scope), a.principal(r), catalog.PrivManage); ok {
+			list = append(list, s)
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"secrets": list})
 }
 
 func (a *API) deleteSecret(w http.ResponseWriter, r *http.Request) {
+	scope := r.PathValue("scope")
+	// A scope nobody owns holds no secrets: DeleteSecret answers 404.
+	if g, err := a.d.Catalog.Grants(r.Context(), catalog.ScopeSecurable(scope)); err != nil {
+		writeError(w, err)
+		return
+	} else if len(g) > 0 {
+		if ok, _ := a.d.Catalog.Allowed(r.Context(), catalog.ScopeSecurable(scope), a.principal(r), catalog.PrivManage); !ok {
+			writeError(w, scopeDenied(a.principal(r), scope))
+			return
+		}
+	}
 	if err := a.d.Catalog.DeleteSecret(r.Context(), r.PathValue("scope"), r.PathValue("key")); err != nil {
 		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"deleted": r.PathValue("scope") + "/" + r.PathValue("key")})
+}
+
+func scopeDenied(who, scope string) error {
+	return &apiError{status: 403, code: "PERMISSION_DENIED", msg: fmt.Sprintf("user %q lacks MANAGE on secret scope %s (its owner can grant it)", who, scope)}
 }

@@ -641,4 +641,32 @@ func TestSecrets(t *testing.T) {
 	if got := list("?scope=nope"); len(got) != 0 {
 		t.Errorf("secrets of an unknown scope = %v", got)
 	}
+
+	// A scope belongs to whoever stored its first secret: bob can neither
+	// overwrite, delete, list nor use alice's secrets.
+	for _, c := range []struct{ method, path string }{
+		{"PUT", "/api/v1/secrets/other/token"},
+		{"PUT", "/api/v1/secrets/other/new_key"},
+		{"DELETE", "/api/v1/secrets/other/token"},
+	} {
+		var body any
+		if c.method == "PUT" {
+			body = map[string]string{"value": "bob's"}
+		}
+		if r := call(t, base, "bob", c.method, c.path, body); r.status != 403 {
+			t.Errorf("bob %s %s: status %d, want 403: %s", c.method, c.path, r.status, r.body)
+		}
+	}
+	r = mustCall(t, base, "bob", "GET", "/api/v1/secrets", nil, 200)
+	if bytes.Contains(r.body, []byte("other")) {
+		t.Errorf("bob lists alice's scope: %s", r.body)
+	}
+	spec := `{name: main.web.s, source: {kafka: {subscribe: t}}, connection: {bootstrap_servers: "` + n.BrokerAddr() + `",
+  mtls: {ca_file: /x, cert_file: /y, key_file: /z, key_password_ref: {scope: other, key: token}}}, ingestion: {destination: main.web.s_ingestion}}`
+	r = call(t, base, "bob", "POST", "/api/v1/streams", spec)
+	if code, _, field := r.errorBody(t); r.status != 403 || field != "connection.mtls.key_password_ref" {
+		t.Errorf("bob using alice's secret: status %d code %s field %s", r.status, code, field)
+	}
+	// bob's own scope is his.
+	mustCall(t, base, "bob", "PUT", "/api/v1/secrets/bobs/token", map[string]string{"value": "b"}, 200)
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -45,6 +46,16 @@ func (a *API) createStream(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(w, err)
 		return
+	}
+	if m := spec.Connection.MTLS; m != nil && m.KeyPasswordRef != nil {
+		if ok, err := a.d.Catalog.Allowed(r.Context(), catalog.ScopeSecurable(m.KeyPasswordRef.Scope), a.principal(r), catalog.PrivManage); err != nil {
+			writeError(w, err)
+			return
+		} else if !ok {
+			writeError(w, &apiError{status: 403, code: "PERMISSION_DENIED", field: "connection.mtls.key_password_ref",
+				msg: fmt.Sprintf("connection.mtls.key_password_ref: user %q lacks MANAGE on secret scope %s", a.principal(r), m.KeyPasswordRef.Scope)})
+			return
+		}
 	}
 	s, err := a.d.Streams.Create(r.Context(), spec, a.principal(r))
 	if err != nil {
