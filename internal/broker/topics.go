@@ -13,7 +13,7 @@ import (
 )
 
 // ErrTopicExists is returned by [CreateTopic] when the topic already exists.
-var ErrTopicExists = errors.New("broker: topic already exists")
+var ErrTopicExists = errors.New("already exists")
 
 // TopicInfo describes one topic as [ListTopics] sees it.
 type TopicInfo struct {
@@ -55,7 +55,7 @@ func CreateTopic(ctx context.Context, cl *kgo.Client, name string, partitions in
 	case err == nil:
 		return nil
 	case errors.Is(err, kerr.TopicAlreadyExists):
-		return fmt.Errorf("%w: %s", ErrTopicExists, name)
+		return fmt.Errorf("topic %s: %w (list topics with: sluice topic list)", name, ErrTopicExists)
 	case resp.ErrMessage != "":
 		return fmt.Errorf("creating topic %s: %w: %s", name, err, resp.ErrMessage)
 	default:
