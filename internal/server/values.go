@@ -51,24 +51,16 @@ func jsonValue(arr arrow.Array, i int) any {
 			m[f] = Field{Name: st.Field(f).Name, Value: jsonValue(a.Field(f), i)}
 		}
 		return m
-	case *array.List:
-		start, end := a.ValueOffsets(i)
-		vals := a.ListValues()
-		out := make([]any, 0, end-start)
-		for j := start; j < end; j++ {
-			out = append(out, jsonValue(vals, int(j)))
-		}
-		return out
-	case *array.LargeList:
-		start, end := a.ValueOffsets(i)
-		vals := a.ListValues()
-		out := make([]any, 0, end-start)
-		for j := start; j < end; j++ {
-			out = append(out, jsonValue(vals, int(j)))
-		}
-		return out
 	case *array.Dictionary:
 		return jsonValue(a.Dictionary(), a.GetValueIndex(i))
+	case array.ListLike: // list, large list, fixed-size list
+		start, end := a.ValueOffsets(i)
+		vals := a.ListValues()
+		out := make([]any, 0, end-start)
+		for j := start; j < end; j++ {
+			out = append(out, jsonValue(vals, int(j)))
+		}
+		return out
 	}
 	return arr.GetOneForMarshal(i)
 }
