@@ -76,21 +76,31 @@ type Record struct {
 // batch accumulates one micro-batch: decoded rows for the ingestion table,
 // refused records for the quarantine table, and the offsets after the last
 // record added. It does no I/O and is not goroutine-safe.
+//
+// The rows' columns are plain Go slices rather than Arrow builders, turned
+// into Arrow arrays without copying when the batch is taken: the decoders
+// append the key and value to [schema.Column]s; the Kafka metadata go to
+// slices (the topic as runs of equal topics), and record_source, constant,
+// costs nothing per record. Per record, that is a few appends to slices
+// rather than a dozen builder calls.
 type batch struct {
 	keyDec, valDec *schema.Decoder
 
-	good, bad  *array.RecordBuilder
-	gKey, gVal array.Builder
-	gTS        *array.TimestampBuilder
-	gTopic     *array.StringBuilder
-	gPart      *array.Int32Builder
-	gOff       *array.Int64Builder
-	gSrc       *array.StringBuilder
+	schema     *arrow.Schema // of the ingestion table
+	key, val   *schema.Column
+	ts, off    []int64
+	part       []int32
+	topics     []topicRun
+	src, topic repeated // the last record_source and single-topic columns
+	bad        *array.RecordBuilder
 
 	nGood, nBad int
 	bytes       int64
 	first       time.Time // when the first record of this batch was added
 	next        kafka.Offsets
+	// nextTopic's partitions in next (Offsets never replaces a topic's map).
+	nextTopic string
+	nextParts map[int32]int64
 	// quarantined holds, per partition, the offset up to which the
 	// quarantine table already holds refused records (from an earlier run
 	// whose ingestion commit did not land): refused records below it are
@@ -99,23 +109,25 @@ type batch struct {
 	skipped     int
 }
 
+// topicRun is n consecutive rows of one topic.
+type topicRun struct {
+	topic string
+	n     int
+}
+
 func newBatch(mem memory.Allocator, key, value *schema.Schema, start, quarantined kafka.Offsets) *batch {
 	b := &batch{
 		keyDec:      key.NewDecoder(),
 		valDec:      value.NewDecoder(),
-		good:        array.NewRecordBuilder(mem, IngestionSchema(key, value)),
+		schema:      IngestionSchema(key, value),
+		key:         key.NewColumn(),
+		val:         value.NewColumn(),
 		bad:         array.NewRecordBuilder(mem, QuarantineSchema),
 		next:        start.Clone(),
 		quarantined: quarantined,
 	}
 	b.keyDec.SetRoot(ColKey)
 	b.valDec.SetRoot(ColValue)
-	b.gKey, b.gVal = b.good.Field(0), b.good.Field(1)
-	b.gTS = b.good.Field(2).(*array.TimestampBuilder)
-	b.gTopic = b.good.Field(3).(*array.StringBuilder)
-	b.gPart = b.good.Field(4).(*array.Int32Builder)
-	b.gOff = b.good.Field(5).(*array.Int64Builder)
-	b.gSrc = b.good.Field(6).(*array.StringBuilder)
 	return b
 }
 
@@ -126,15 +138,20 @@ func (b *batch) add(r *Record, now time.Time) (refused bool) {
 	if b.nGood+b.nBad == 0 {
 		b.first = now
 	}
-	b.next.Set(r.Topic, r.Partition, r.Offset+1)
+	if b.nextParts == nil || r.Topic != b.nextTopic {
+		b.next.Set(r.Topic, r.Partition, r.Offset+1)
+		b.nextTopic, b.nextParts = r.Topic, b.next[r.Topic]
+	} else { // the same topic as the last record: one map update, not two
+		b.nextParts[r.Partition] = r.Offset + 1
+	}
 	b.bytes += int64(len(r.Key) + len(r.Value))
 	// The key is checked before the value is appended, so that a bad key
-	// never leaves a value behind in the builder.
+	// never leaves a value behind in its column.
 	// Errors name their path from the column: "value.amount: ...".
 	err := b.keyDec.Check(r.Key)
 	if err == nil {
-		if err = b.valDec.Append(b.gVal, r.Value); err == nil {
-			if kerr := b.keyDec.Append(b.gKey, r.Key); kerr != nil {
+		if err = b.valDec.AppendColumn(b.val, r.Value); err == nil {
+			if kerr := b.keyDec.AppendColumn(b.key, r.Key); kerr != nil {
 				panic("ingest: key passed Check but failed Append: " + kerr.Error())
 			}
 		}
@@ -143,11 +160,14 @@ func (b *batch) add(r *Record, now time.Time) (refused bool) {
 		b.quarantine(r, err.Error(), now)
 		return true
 	}
-	b.gTS.Append(arrow.Timestamp(r.Timestamp.UnixMicro()))
-	b.gTopic.Append(r.Topic)
-	b.gPart.Append(r.Partition)
-	b.gOff.Append(r.Offset)
-	b.gSrc.Append(RecordSourceStream)
+	b.ts = append(b.ts, r.Timestamp.UnixMicro())
+	b.part = append(b.part, r.Partition)
+	b.off = append(b.off, r.Offset)
+	if k := len(b.topics) - 1; k >= 0 && b.topics[k].topic == r.Topic {
+		b.topics[k].n++
+	} else {
+		b.topics = append(b.topics, topicRun{r.Topic, 1})
+	}
 	b.nGood++
 	return false
 }
@@ -184,10 +204,7 @@ func (b *batch) len() int { return b.nGood + b.nBad + b.skipped }
 // the returned records.
 func (b *batch) take() (good, bad arrow.RecordBatch) {
 	if b.nGood > 0 {
-		good = b.good.NewRecordBatch()
-		// The next batch is likely as large: reserve its slots now rather
-		// than growing (copying) the buffers step by step.
-		b.good.Reserve(b.nGood)
+		good = b.takeGood()
 	}
 	if b.nBad > 0 {
 		bad = b.bad.NewRecordBatch()
@@ -196,7 +213,114 @@ func (b *batch) take() (good, bad arrow.RecordBatch) {
 	return good, bad
 }
 
+// takeGood builds the ingestion rows. The next batch is likely as large:
+// the key and value columns keep room for as many rows, and the metadata
+// slices are made as large, rather than growing (copying) step by step.
+func (b *batch) takeGood() arrow.RecordBatch {
+	n := b.nGood
+	cols := []arrow.Array{
+		b.key.NewArray(),
+		b.val.NewArray(),
+		fixedArray(tsType, arrow.Int64Traits.CastToBytes(b.ts), n),
+		nil, // topic
+		fixedArray(arrow.PrimitiveTypes.Int32, arrow.Int32Traits.CastToBytes(b.part), n),
+		fixedArray(arrow.PrimitiveTypes.Int64, arrow.Int64Traits.CastToBytes(b.off), n),
+		b.src.get(RecordSourceStream, n),
+	}
+	if len(b.topics) == 1 { // the usual case: one topic, often the same count
+		cols[3] = b.topic.get(b.topics[0].topic, n)
+	} else {
+		cols[3] = topicArray(b.topics, n)
+	}
+	good := array.NewRecordBatch(b.schema, cols, int64(n))
+	for _, c := range cols {
+		c.Release()
+	}
+	// The arrays own the old slices now: start new ones.
+	b.ts, b.off, b.part = make([]int64, 0, n), make([]int64, 0, n), make([]int32, 0, n)
+	b.topics = b.topics[:0]
+	return good
+}
+
+// fixedArray makes an array of n fixed-width values of type dt, none null,
+// over data (not copied).
+func fixedArray(dt arrow.DataType, data []byte, n int) arrow.Array {
+	d := array.NewData(dt, n, []*memory.Buffer{nil, memory.NewBufferBytes(data)}, nil, 0, 0)
+	defer d.Release()
+	return array.MakeFromData(d)
+}
+
+// stringArray makes a utf8 array, none null, over offsets and data (not
+// copied).
+func stringArray(offsets []int32, data []byte) arrow.Array {
+	d := array.NewData(arrow.BinaryTypes.String, len(offsets)-1, []*memory.Buffer{
+		nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(offsets)), memory.NewBufferBytes(data),
+	}, nil, 0, 0)
+	defer d.Release()
+	return array.MakeFromData(d)
+}
+
+// topicArray makes the topic column of n rows from its runs.
+func topicArray(runs []topicRun, n int) arrow.Array {
+	total := 0
+	for _, r := range runs {
+		total += len(r.topic) * r.n
+	}
+	offsets, data := make([]int32, 0, n+1), make([]byte, 0, total)
+	for _, r := range runs {
+		offsets, data = repeat(offsets, data, r.topic, r.n)
+	}
+	return stringArray(append(offsets, int32(len(data))), data)
+}
+
+// repeated is a utf8 column of n rows holding v, kept to be shared by
+// batches of the same size: arrays are immutable.
+type repeated struct {
+	v   string
+	n   int
+	arr arrow.Array
+}
+
+// get returns (a reference to) a column of n rows holding v.
+func (r *repeated) get(v string, n int) arrow.Array {
+	if r.arr == nil || r.v != v || r.n != n {
+		r.release()
+		r.v, r.n, r.arr = v, n, repeatArray(v, n)
+	}
+	r.arr.Retain()
+	return r.arr
+}
+
+func (r *repeated) release() {
+	if r.arr != nil {
+		r.arr.Release()
+		r.arr = nil
+	}
+}
+
+// repeatArray makes a utf8 column of n rows holding v.
+func repeatArray(v string, n int) arrow.Array {
+	offsets, data := repeat(make([]int32, 0, n+1), make([]byte, 0, len(v)*n), v, n)
+	return stringArray(append(offsets, int32(len(data))), data)
+}
+
+// repeat appends n rows holding v to a utf8 column's offsets and data.
+func repeat(offsets []int32, data []byte, v string, n int) ([]int32, []byte) {
+	at := len(data)
+	for i := range n {
+		offsets = append(offsets, int32(at+i*len(v)))
+	}
+	if n > 0 {
+		data = append(data, v...)
+		for len(data)-at < n*len(v) { // double the copied part
+			data = append(data, data[at:min(len(data), at+n*len(v)-(len(data)-at))]...)
+		}
+	}
+	return offsets, data
+}
+
 func (b *batch) release() {
-	b.good.Release()
+	b.src.release()
+	b.topic.release()
 	b.bad.Release()
 }

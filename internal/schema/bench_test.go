@@ -51,6 +51,25 @@ func benchAppend(b *testing.B, schema string) {
 	}
 }
 
+// BenchmarkAppendColumn decodes the orders payload into a Column.
+func BenchmarkAppendColumn(b *testing.B) {
+	s := mustCompile(b, ordersSchema)
+	d := s.NewDecoder()
+	c := s.NewColumn()
+	data := []byte(ordersPayload)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	const batch = 4096 // rows per Arrow batch, as an ingest loop would cut them
+	for i := 0; b.Loop(); i++ {
+		if err := d.AppendColumn(c, data); err != nil {
+			b.Fatal(err)
+		}
+		if i%batch == batch-1 {
+			c.NewArray().Release()
+		}
+	}
+}
+
 // BenchmarkAppend decodes the orders payload with the decoder alone.
 func BenchmarkAppend(b *testing.B) { benchAppend(b, ordersSchema) }
 

@@ -1,8 +1,10 @@
 package schema
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -42,6 +44,8 @@ type node struct {
 	fields   []field
 	index    map[string]int // field lookup when there are many fields
 	closed   bool           // additionalProperties: false, enforced by the decoder
+	required []int          // the indexes of the required fields
+	id       int            // kindStruct: number among the schema's structs, for Decoder.shapes
 	elem     *node          // kindList
 }
 
@@ -49,6 +53,45 @@ type field struct {
 	name     string
 	node     *node
 	required bool
+	// key is the name as a JSON object key, `"name":`, when the name
+	// needs no escaping, else "". The decoder matches it against the
+	// record bytes directly, without scanning the key first; when it is at
+	// most 16 bytes long, as two words: k0 and k1 under masks m0 and m1.
+	key            string
+	k0, k1, m0, m1 uint64
+}
+
+// setKey sets the key fields of f from its name.
+func (f *field) setKey() {
+	for i := 0; i < len(f.name); i++ {
+		if c := f.name[i]; c == '"' || c == '\\' || c < 0x20 {
+			return // the name needs escaping in JSON
+		}
+	}
+	f.key = `"` + f.name + `":`
+	if len(f.key) > 16 {
+		return
+	}
+	var buf [16]byte
+	copy(buf[:], f.key)
+	f.k0, f.k1 = binary.LittleEndian.Uint64(buf[:8]), binary.LittleEndian.Uint64(buf[8:])
+	for i := range len(f.key) {
+		if i < 8 {
+			f.m0 |= 0xff << (8 * i)
+		} else {
+			f.m1 |= 0xff << (8 * (i - 8))
+		}
+	}
+}
+
+// keyAt reports whether b holds f's key at i (see field.key); never when
+// f has no key.
+func (f *field) keyAt(b []byte, i int) bool {
+	if f.m0 != 0 && len(b)-i >= 16 {
+		return (binary.LittleEndian.Uint64(b[i:])^f.k0)&f.m0 == 0 &&
+			(binary.LittleEndian.Uint64(b[i+8:])^f.k1)&f.m1 == 0
+	}
+	return f.key != "" && len(b)-i >= len(f.key) && string(b[i:i+len(f.key)]) == f.key
 }
 
 // linearMax is the field count up to which lookup scans instead of hashing.
@@ -170,6 +213,7 @@ type mapper struct {
 	full  bool // some keyword needs the full validator
 	refs  []string
 	nodes int
+	objs  int // struct nodes numbered so far (node.id)
 }
 
 func unsupported(ptr, format string, args ...any) error {
@@ -380,6 +424,7 @@ func (m *mapper) object(n *node, o *fastjson.Object, ptr string, depth int, nest
 		return nil
 	}
 	n.kind = kindStruct
+	n.id, m.objs = m.objs, m.objs+1
 	used["properties"] = true
 	for _, e := range entries(props.GetObject()) {
 		child, err := m.node(e.val, ptr+"/properties/"+escapePtr(e.key), depth+1, nestedID)
@@ -387,6 +432,7 @@ func (m *mapper) object(n *node, o *fastjson.Object, ptr string, depth int, nest
 			return err
 		}
 		n.fields = append(n.fields, field{name: e.key, node: child})
+		n.fields[len(n.fields)-1].setKey()
 	}
 	if len(n.fields) > linearMax {
 		n.index = make(map[string]int, len(n.fields))
@@ -402,8 +448,12 @@ func (m *mapper) object(n *node, o *fastjson.Object, ptr string, depth int, nest
 				all = false // presence of an undeclared property: left to the full validator
 				continue
 			}
-			n.fields[i].required = true
+			if !n.fields[i].required {
+				n.fields[i].required = true
+				n.required = append(n.required, i)
+			}
 		}
+		slices.Sort(n.required) // a missing one is reported in field order
 		used["required"] = all
 	}
 	return nil

@@ -2,10 +2,12 @@ package schema
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -25,15 +27,118 @@ import (
 // and only when the whole record is valid does it replay the tape into the
 // builder. That is how a rejected record leaves the builder untouched.
 type Decoder struct {
-	s    *Schema
-	b    []byte  // the record being decoded; not retained after Append
-	i    int     // read offset in b
-	tape []cell  // decoded values, replayed into the builder
-	idx  []int32 // per struct on the tape: tape index of each field's value, -1 if missing
-	buf  []byte  // unescaped strings
-	pos  int     // replay offset in tape
-	root string
-	last array.Builder // the last builder whose type was checked
+	s      *Schema
+	b      []byte  // the record being decoded; not retained after Append
+	i      int     // read offset in b
+	tape   []cell  // decoded values, replayed into the builder
+	idx    []int32 // per struct on the tape: tape index of each field's value, -1 if missing
+	buf    []byte  // unescaped strings
+	pos    int     // replay offset in tape
+	root   string
+	dates  dateMemo      // the last date parsed
+	shapes []shape       // per struct node (node.id): the keys of the last objects
+	last   array.Builder // the last builder whose type was checked
+	sink   *sink         // last's tree of builders, for replay
+}
+
+// shape remembers, for one struct node, the key met at each position of
+// the objects decoded last that the field expected next did not match
+// (an unknown property, or fields out of schema order): records of a
+// topic mostly have the same keys in the same order, so the next object
+// likely has the same key there, which the decoder then matches as bytes
+// without scanning and looking it up.
+type shape struct {
+	keys  []shapeKey
+	arena []byte // the keys' bytes
+}
+
+type shapeKey struct {
+	off, len int32 // `"key":` is arena[off:off+len]; len 0: nothing known
+	f        int32 // the field index, or -1 for an unknown property
+}
+
+// shapeArenaMax bounds a shape's arena: when keys keep changing, it is
+// reset rather than grown.
+const shapeArenaMax = 4096
+
+// match returns the field index remembered for the key at position k if
+// b holds that key at i, and the key's length.
+func (s *shape) match(k int, b []byte, i int) (f, n int, ok bool) {
+	if k >= len(s.keys) {
+		return 0, 0, false
+	}
+	e := s.keys[k]
+	if e.len == 0 || len(b)-i < int(e.len) || string(b[i:i+int(e.len)]) != string(s.arena[e.off:e.off+e.len]) {
+		return 0, 0, false
+	}
+	return int(e.f), int(e.len), true
+}
+
+// remember records key (`"key":`, as in the record) at position k.
+func (s *shape) remember(k int, key []byte, f int) {
+	if len(s.arena)+len(key) > shapeArenaMax {
+		s.arena, s.keys = s.arena[:0], s.keys[:0]
+		if len(key) > shapeArenaMax {
+			return
+		}
+	}
+	for len(s.keys) <= k {
+		s.keys = append(s.keys, shapeKey{})
+	}
+	s.keys[k] = shapeKey{off: int32(len(s.arena)), len: int32(len(key)), f: int32(f)}
+	s.arena = append(s.arena, key...)
+}
+
+// sink is one builder of the tree Append fills, with its concrete type
+// resolved once per builder rather than once per value. The children of a
+// struct or list builder stay the same for the builder's lifetime.
+type sink struct {
+	n      *node
+	any    array.Builder
+	str    *array.BinaryBuilder
+	i64    *array.Int64Builder
+	f64    *array.Float64Builder
+	boo    *array.BooleanBuilder
+	ts     *array.TimestampBuilder
+	d32    *array.Date32Builder
+	list   *array.ListBuilder
+	st     *array.StructBuilder
+	elem   *sink  // list
+	fields []sink // struct
+}
+
+// newSink resolves the builder tree b for n. b's type is n's Arrow type.
+func newSink(n *node, b array.Builder) *sink {
+	s := &sink{}
+	s.init(n, b)
+	return s
+}
+
+func (s *sink) init(n *node, b array.Builder) {
+	s.n, s.any = n, b
+	switch n.kind {
+	case kindPlain, kindString, kindJSON:
+		s.str = b.(*array.StringBuilder).BinaryBuilder
+	case kindInt:
+		s.i64 = b.(*array.Int64Builder)
+	case kindFloat:
+		s.f64 = b.(*array.Float64Builder)
+	case kindBool:
+		s.boo = b.(*array.BooleanBuilder)
+	case kindTimestamp:
+		s.ts = b.(*array.TimestampBuilder)
+	case kindDate:
+		s.d32 = b.(*array.Date32Builder)
+	case kindList:
+		s.list = b.(*array.ListBuilder)
+		s.elem = newSink(n.elem, s.list.ValueBuilder())
+	case kindStruct:
+		s.st = b.(*array.StructBuilder)
+		s.fields = make([]sink, len(n.fields))
+		for f := range n.fields {
+			s.fields[f].init(n.fields[f].node, s.st.FieldBuilder(f))
+		}
+	}
 }
 
 // cell is one decoded value on the tape. It holds no pointers, so the
@@ -74,23 +179,23 @@ func (d *Decoder) Append(b array.Builder, data []byte) error {
 		if !arrow.TypeEqual(b.Type(), d.s.dt) {
 			panic(fmt.Sprintf("schema: Append to a %s builder, want %s", b.Type(), d.s.dt))
 		}
-		d.last = b
+		d.last, d.sink = b, newSink(d.s.root, b)
 	}
 	if data == nil {
 		b.AppendNull()
 		return nil
 	}
-	defer func() { d.b = nil }() // do not retain data
-	if err := d.decode(data); err != nil {
-		return err
+	err := d.decode(data)
+	switch {
+	case err != nil:
+	case d.s.textRoot():
+		appendBytes(d.sink.str, data)
+	default:
+		d.pos = 0
+		d.replay(d.sink)
 	}
-	if d.s.textRoot() {
-		b.(*array.StringBuilder).BinaryBuilder.Append(data)
-		return nil
-	}
-	d.pos = 0
-	d.replay(d.s.root, b)
-	return nil
+	d.b = nil // do not retain data
+	return err
 }
 
 // Check returns the error [Decoder.Append] would return for data, without
@@ -101,14 +206,15 @@ func (d *Decoder) Check(data []byte) error {
 	if data == nil {
 		return nil
 	}
-	defer func() { d.b = nil }()
-	return d.decode(data)
+	err := d.decode(data)
+	d.b = nil // do not retain data
+	return err
 }
 
 // decode parses and checks data, leaving its values on the tape for replay.
 func (d *Decoder) decode(data []byte) error {
 	if d.s.textRoot() {
-		if !utf8.Valid(data) {
+		if !validUTF8(data) {
 			return &DecodeError{Path: d.root, Reason: fmt.Sprintf("invalid UTF-8 at byte %d", invalidUTF8At(data))}
 		}
 		if d.s.full != nil { // e.g. pattern or enum: validate the string as a JSON document
@@ -139,6 +245,22 @@ func (d *Decoder) decode(data []byte) error {
 		}
 	}
 	return nil
+}
+
+// validUTF8 is utf8.Valid, faster on short ASCII text such as Kafka keys.
+func validUTF8(b []byte) bool {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if binary.LittleEndian.Uint64(b[i:])&msb != 0 {
+			return utf8.Valid(b[i:])
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] >= utf8.RuneSelf {
+			return utf8.Valid(b[i:])
+		}
+	}
+	return true
 }
 
 func invalidUTF8At(b []byte) int {
@@ -234,13 +356,13 @@ func (d *Decoder) parse(n *node, depth int) *violation {
 				d.push(cell{i: int64(d.i - 1 - len(s)), n: int32(len(s))})
 			}
 		case kindTimestamp:
-			us, reason := parseDateTime(s)
+			us, reason := d.dates.dateTime(s)
 			if reason != "" {
 				return &violation{reason: "invalid date-time " + strconv.Quote(string(s)) + ": " + reason}
 			}
 			d.push(cell{i: us})
 		case kindDate:
-			days, reason := parseDate(s)
+			days, reason := d.dates.date(s)
 			if reason != "" {
 				return &violation{reason: "invalid date " + strconv.Quote(string(s)) + ": " + reason}
 			}
@@ -346,62 +468,88 @@ func (d *Decoder) object(n *node, depth int) *violation {
 	b := d.b
 	at := len(d.tape)
 	off := len(d.idx)
-	for range n.fields {
-		d.idx = append(d.idx, -1)
+	d.idx = slices.Grow(d.idx, len(n.fields))[:off+len(n.fields)]
+	for k := off; k < len(d.idx); k++ {
+		d.idx[k] = -1
 	}
 	d.push(cell{i: int64(off)})
-	d.i = skipWS(b, d.i+1)
+	i := skipWS(b, d.i+1)
 	next := 0 // the field expected next
-	if d.i < len(b) && b[d.i] == '}' {
-		d.i++
+	k := 0    // the position of the key in the object
+	if len(d.shapes) <= n.id {
+		d.shapes = make([]shape, d.s.objs)
+	}
+	sh := &d.shapes[n.id]
+	if i < len(b) && b[i] == '}' {
+		i++
 	} else {
 		for {
-			if d.i >= len(b) || b[d.i] != '"' {
+			if i >= len(b) || b[i] != '"' {
 				return errSyntax
 			}
-			key, _, ok := d.str()
-			if !ok {
-				return errSyntax
+			// Producers usually write fields in schema order and keys
+			// without escapes: try the expected key's bytes first, then
+			// the key the last objects had at this position.
+			f := -1
+			if next < len(n.fields) && n.fields[next].keyAt(b, i) {
+				f = next
+				i = skipWS(b, i+len(n.fields[f].key))
+			} else if mf, ml, ok := sh.match(k, b, i); ok {
+				f = mf
+				i = skipWS(b, i+ml)
+			} else {
+				d.i = i
+				key, _, ok := d.str()
+				if !ok {
+					return errSyntax
+				}
+				if f = n.lookup(key, next); f < 0 && n.closed {
+					return &violation{segs: []seg{{key: string(key)}}, reason: "property not allowed (additionalProperties is false)"}
+				}
+				if d.i < len(b) && b[d.i] == ':' {
+					sh.remember(k, b[i:d.i+1], f)
+				}
+				i = skipWS(b, d.i)
+				if i >= len(b) || b[i] != ':' {
+					return errSyntax
+				}
+				i = skipWS(b, i+1)
 			}
-			d.i = skipWS(b, d.i)
-			if d.i >= len(b) || b[d.i] != ':' {
-				return errSyntax
-			}
-			d.i = skipWS(b, d.i+1)
-			if f := n.lookup(key, next); f >= 0 {
+			k++
+			if f >= 0 {
 				// A repeated key: the last one wins, as in encoding/json.
 				next = f + 1
 				d.idx[off+f] = int32(len(d.tape))
+				d.i = i
 				if vio := d.parse(n.fields[f].node, depth+1); vio != nil {
 					return vio.under(seg{key: n.fields[f].name})
 				}
+				i = d.i
 			} else {
-				if n.closed {
-					return &violation{segs: []seg{{key: string(key)}}, reason: "property not allowed (additionalProperties is false)"}
-				}
-				end, err := scanValue(b, d.i, depth+1)
+				end, err := scanValue(b, i, depth+1)
 				if err != nil {
 					return errSyntax
 				}
-				d.i = end
+				i = end
 			}
-			d.i = skipWS(b, d.i)
-			if d.i >= len(b) {
+			i = skipWS(b, i)
+			if i >= len(b) {
 				return errSyntax
 			}
-			if b[d.i] == ',' {
-				d.i = skipWS(b, d.i+1)
+			if b[i] == ',' {
+				i = skipWS(b, i+1)
 				continue
 			}
-			if b[d.i] != '}' {
+			if b[i] != '}' {
 				return errSyntax
 			}
-			d.i++
+			i++
 			break
 		}
 	}
-	for f := range n.fields {
-		if n.fields[f].required && d.idx[off+f] < 0 {
+	d.i = i
+	for _, f := range n.required {
+		if d.idx[off+f] < 0 {
 			return &violation{segs: []seg{{key: n.fields[f].name}}, reason: "required property missing"}
 		}
 	}
@@ -508,54 +656,80 @@ func (d *Decoder) strEscaped(start, i int) ([]byte, bool) {
 	return nil, false
 }
 
-// replay appends the tape's value for n, at d.pos, to b.
-func (d *Decoder) replay(n *node, b array.Builder) {
+// replay appends the tape's value at d.pos to s's builder.
+func (d *Decoder) replay(s *sink) {
 	c := &d.tape[d.pos]
 	d.pos++
 	if c.flag&cellNull != 0 {
-		b.AppendNull()
+		s.any.AppendNull()
 		return
 	}
-	switch n.kind {
+	switch s.n.kind {
 	case kindString, kindJSON:
 		src := d.b
 		if c.flag&cellInBuf != 0 {
 			src = d.buf
 		}
-		b.(*array.StringBuilder).BinaryBuilder.Append(src[c.i : c.i+int64(c.n)])
+		appendBytes(s.str, src[c.i:c.i+int64(c.n)])
 	case kindInt:
-		b.(*array.Int64Builder).Append(c.i)
+		if b := s.i64; b.Len() < b.Cap() {
+			b.UnsafeAppend(c.i)
+		} else {
+			b.Append(c.i)
+		}
 	case kindFloat:
-		b.(*array.Float64Builder).Append(math.Float64frombits(uint64(c.i)))
+		if b := s.f64; b.Len() < b.Cap() {
+			b.UnsafeAppend(math.Float64frombits(uint64(c.i)))
+		} else {
+			b.Append(math.Float64frombits(uint64(c.i)))
+		}
 	case kindBool:
-		b.(*array.BooleanBuilder).Append(c.i != 0)
+		if b := s.boo; b.Len() < b.Cap() {
+			b.UnsafeAppend(c.i != 0)
+		} else {
+			b.Append(c.i != 0)
+		}
 	case kindTimestamp:
-		b.(*array.TimestampBuilder).Append(arrow.Timestamp(c.i))
+		if b := s.ts; b.Len() < b.Cap() {
+			b.UnsafeAppend(arrow.Timestamp(c.i))
+		} else {
+			b.Append(arrow.Timestamp(c.i))
+		}
 	case kindDate:
-		b.(*array.Date32Builder).Append(arrow.Date32(c.i))
+		if b := s.d32; b.Len() < b.Cap() {
+			b.UnsafeAppend(arrow.Date32(c.i))
+		} else {
+			b.Append(arrow.Date32(c.i))
+		}
 	case kindList:
-		lb := b.(*array.ListBuilder)
-		lb.Append(true)
-		vb := lb.ValueBuilder()
+		s.list.Append(true)
 		for k := int64(0); k < c.i; k++ {
-			d.replay(n.elem, vb)
+			d.replay(s.elem)
 		}
 	case kindStruct:
-		sb := b.(*array.StructBuilder)
-		sb.Append(true)
+		s.st.Append(true)
 		off, end := int(c.i), int(c.n)
-		for f := range n.fields {
-			fb := sb.FieldBuilder(f)
+		for f := range s.fields {
 			if at := d.idx[off+f]; at >= 0 {
 				d.pos = int(at)
-				d.replay(n.fields[f].node, fb)
+				d.replay(&s.fields[f])
 			} else {
-				fb.AppendNull()
+				s.fields[f].any.AppendNull()
 			}
 		}
 		d.pos = end
 	default: // kindNull only holds null
-		b.AppendNull()
+		s.any.AppendNull()
+	}
+}
+
+// appendBytes appends v to b, without the capacity checks of Append when
+// b was reserved for it.
+func appendBytes(b *array.BinaryBuilder, v []byte) {
+	if b.Len() < b.Cap() && b.DataCap()-b.DataLen() >= len(v) {
+		b.UnsafeAppend(v)
+	} else {
+		b.Append(v)
 	}
 }
 

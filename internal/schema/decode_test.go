@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -287,6 +288,22 @@ func TestAppend(t *testing.T) {
 			data:   ptr(`{"a b":{"x.y":1}}`),
 			err:    `["a b"]["x.y"]: expected boolean, got number 1`,
 		},
+		"keys that need escaping or are long": {
+			schema: `{"type":"object","properties":{"a\"b":{"type":"integer"},"c":{"type":"integer"},` +
+				`"a_rather_long_property_name":{"type":"integer"},"\u00e9t\u00e9":{"type":"integer"}}}`,
+			data: ptr(`{"a\"b":1,"c":2,"x":3,"a_rather_long_property_name":4,"\u00e9t\u00e9":5}`),
+			want: `{"a\"b":1,"a_rather_long_property_name":4,"c":2,"été":5}`,
+		},
+		"keys that need escaping, out of order": {
+			schema: `{"type":"object","properties":{"a\"b":{"type":"integer"},"c":{"type":"integer"},"été":{"type":"integer"}}}`,
+			data:   ptr(`{"x":0,"été":5,"c":2, "a\"b" :1}`),
+			want:   `{"a\"b":1,"c":2,"été":5}`,
+		},
+		"keys near the end of the record": {
+			schema: `{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"}}}`,
+			data:   ptr(`{"a":1,"b":2}`),
+			want:   `{"a":1,"b":2}`,
+		},
 		"null column": {
 			schema: `{"type":"object","properties":{"n":{"type":"null"}}}`,
 			data:   ptr(`{"n":null}`),
@@ -310,6 +327,10 @@ func TestAppend(t *testing.T) {
 				data = []byte(*tc.data)
 			}
 			err := d.Append(b, data)
+			c := s.NewColumn()
+			if cerr := d.AppendColumn(c, data); fmt.Sprint(cerr) != fmt.Sprint(err) {
+				t.Fatalf("AppendColumn error = %v, Append error = %v", cerr, err)
+			}
 			if tc.err != "" {
 				var de *DecodeError
 				if !errors.As(err, &de) {
@@ -318,8 +339,8 @@ func TestAppend(t *testing.T) {
 				if de.Error() != tc.err {
 					t.Errorf("Append error:\n got %s\nwant %s", de.Error(), tc.err)
 				}
-				if b.Len() != 0 {
-					t.Errorf("builder length %d after an error, want 0", b.Len())
+				if b.Len() != 0 || c.Len() != 0 {
+					t.Errorf("builder length %d, column length %d after an error, want 0", b.Len(), c.Len())
 				}
 				return
 			}
@@ -334,6 +355,7 @@ func TestAppend(t *testing.T) {
 			if got := rowJSON(t, arr, 0); got != tc.want {
 				t.Errorf("row:\n got %s\nwant %s", got, tc.want)
 			}
+			sameArrays(t, arr, c)
 		})
 	}
 }
@@ -351,6 +373,7 @@ func TestAppendAfterErrors(t *testing.T) {
 		d := s.NewDecoder()
 		mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 		b := array.NewBuilder(mem, s.ArrowType())
+		c := s.NewColumn()
 		records := []struct {
 			data string
 			ok   bool
@@ -369,6 +392,9 @@ func TestAppendAfterErrors(t *testing.T) {
 		for i, r := range records {
 			before := b.Len()
 			err := d.Append(b, []byte(r.data))
+			if cerr := d.AppendColumn(c, []byte(r.data)); fmt.Sprint(cerr) != fmt.Sprint(err) {
+				t.Fatalf("record %d: AppendColumn error = %v, Append error = %v", i, cerr, err)
+			}
 			if r.ok && err != nil && schema != ordersSchema {
 				t.Fatalf("record %d: %v", i, err)
 			}
@@ -386,8 +412,12 @@ func TestAppendAfterErrors(t *testing.T) {
 		if err := d.Append(b, nil); err != nil {
 			t.Fatal(err)
 		}
+		if err := d.AppendColumn(c, nil); err != nil {
+			t.Fatal(err)
+		}
 		want = append(want, "null")
 		arr := b.NewArray()
+		sameArrays(t, arr, c)
 		if arr.Len() != len(want) {
 			t.Fatalf("array length %d, want %d", arr.Len(), len(want))
 		}
@@ -481,5 +511,67 @@ func TestConcurrentDecoders(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// sameArrays checks that the records appended to c make a valid array equal
+// to want (from a builder), then that c is empty and reusable.
+func sameArrays(t testing.TB, want arrow.Array, c *Column) {
+	t.Helper()
+	n := c.Len()
+	got := c.NewArray()
+	defer got.Release()
+	if err := array.ValidateFull(got); err != nil {
+		t.Fatalf("invalid array from the column: %v", err)
+	}
+	if n != got.Len() || !array.Equal(got, want) {
+		t.Fatalf("column (length %d) made\n%v\nthe builder made\n%v", n, got, want)
+	}
+	if c.Len() != 0 {
+		t.Fatalf("column length %d after NewArray, want 0", c.Len())
+	}
+}
+
+// TestShapeMemo decodes records whose keys change order and whose unknown
+// keys come and go (some longer than a shape's arena) with one decoder,
+// and checks each outcome against a fresh decoder's.
+func TestShapeMemo(t *testing.T) {
+	s := mustCompile(t, `{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"string"},`+
+		`"c":{"type":"object","properties":{"x":{"type":"integer"},"y":{"type":"integer"}}}},"required":["a"]}`)
+	r := rand.New(rand.NewPCG(7, 8))
+	members := []string{`"a":1`, `"a":"no"`, `"b":"s"`, `"b":2`, `"c":{"y":2,"x":1}`, `"c":{"x":1,"z":[1]}`, `"zz":0`,
+		`"z\u007a":0`, `"a" :3`, `"\u0061":4`, `"` + strings.Repeat("k", 5000) + `":1`}
+	d := s.NewDecoder()
+	for i := range 3000 {
+		var rec strings.Builder
+		rec.WriteByte('{')
+		for j := range r.IntN(5) {
+			if j > 0 {
+				rec.WriteByte(',')
+			}
+			// Mostly the same shape, sometimes another.
+			k := j
+			if r.IntN(4) == 0 {
+				k = r.IntN(len(members))
+			}
+			rec.WriteString(members[k%len(members)])
+		}
+		rec.WriteByte('}')
+		data := []byte(rec.String())
+		b1 := array.NewBuilder(memory.DefaultAllocator, s.ArrowType())
+		b2 := array.NewBuilder(memory.DefaultAllocator, s.ArrowType())
+		err1 := d.Append(b1, data)
+		err2 := s.NewDecoder().Append(b2, data)
+		if fmt.Sprint(err1) != fmt.Sprint(err2) {
+			t.Fatalf("record %d %.100s: error %v, a fresh decoder says %v", i, data, err1, err2)
+		}
+		a1, a2 := b1.NewArray(), b2.NewArray()
+		if !array.Equal(a1, a2) {
+			t.Fatalf("record %d %.100s: row %v, a fresh decoder makes %v", i, data, a1, a2)
+		}
+		a1.Release()
+		a2.Release()
+		b1.Release()
+		b2.Release()
 	}
 }

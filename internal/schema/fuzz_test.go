@@ -3,6 +3,7 @@ package schema
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"unicode/utf8"
 
@@ -18,7 +19,8 @@ import (
 //   - on success, the builder grows by exactly one row;
 //   - accepted ⇒ the reference validator (formats asserted) accepts, and
 //     the row's order_id and amount are what encoding/json reads;
-//   - the record after it decodes as usual, and the array is valid.
+//   - the record after it decodes as usual, and the array is valid;
+//   - AppendColumn agrees with Append: same error, equal arrays.
 func FuzzDecode(f *testing.F) {
 	for _, seed := range []string{
 		ordersPayload,
@@ -40,10 +42,17 @@ func FuzzDecode(f *testing.F) {
 		d := s.NewDecoder()
 		b := array.NewBuilder(memory.DefaultAllocator, s.ArrowType())
 		defer b.Release()
+		c := s.NewColumn()
 		if err := d.Append(b, valid); err != nil {
 			t.Fatal(err)
 		}
+		if err := d.AppendColumn(c, valid); err != nil {
+			t.Fatal(err)
+		}
 		err := d.Append(b, data)
+		if cerr := d.AppendColumn(c, data); fmt.Sprint(cerr) != fmt.Sprint(err) {
+			t.Fatalf("AppendColumn error = %v, Append error = %v", cerr, err)
+		}
 		if err != nil {
 			var de *DecodeError
 			if !errors.As(err, &de) {
@@ -66,8 +75,12 @@ func FuzzDecode(f *testing.F) {
 		if err := d.Append(b, valid); err != nil {
 			t.Fatal(err)
 		}
+		if err := d.AppendColumn(c, valid); err != nil {
+			t.Fatal(err)
+		}
 		arr := b.NewArray()
 		defer arr.Release()
+		sameArrays(t, arr, c)
 		if err := array.ValidateFull(arr); err != nil {
 			t.Fatalf("invalid array: %v", err)
 		}

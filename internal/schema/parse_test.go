@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // Reference: RFC 3339 section 5.6 (date-time, full-date).
@@ -109,6 +110,32 @@ func TestParseDate(t *testing.T) {
 				t.Errorf("got %s", got)
 			}
 		})
+	}
+}
+
+// TestDateMemo checks that a decoder's date memo changes no outcome,
+// whatever was parsed before.
+func TestDateMemo(t *testing.T) {
+	in := []string{"2024-02-29", "2023-02-29", "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2024-02-29T23:59:60Z",
+		"2024-02-29T12:00:00.5+01:00", "2024-02-29X12:00:00Z", "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+		"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00T00:00:00Z", "1970-01-01", "1970-01-01T00:00:00Z", ""}
+	for _, a := range in {
+		for _, b := range in {
+			for _, aTime := range []bool{false, true} {
+				var m dateMemo
+				if aTime {
+					m.dateTime([]byte(a))
+				} else {
+					m.date([]byte(a))
+				}
+				if got, want := fmt.Sprint(m.date([]byte(b))), fmt.Sprint(parseDate([]byte(b))); got != want {
+					t.Errorf("after %q: date(%q) = %s, want %s", a, b, got, want)
+				}
+				if got, want := fmt.Sprint(m.dateTime([]byte(b))), fmt.Sprint(parseDateTime([]byte(b))); got != want {
+					t.Errorf("after %q: dateTime(%q) = %s, want %s", a, b, got, want)
+				}
+			}
+		}
 	}
 }
 
@@ -234,6 +261,24 @@ func TestParseFloat(t *testing.T) {
 		}
 		if !ok || math.Float64bits(got) != math.Float64bits(want) {
 			t.Errorf("%s: got %v (%v), want %v", s, got, ok, want)
+		}
+	}
+}
+
+func TestValidUTF8(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	alphabet := []byte("ab\x00\x7f\x80\xbf\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xed\xa0\xff")
+	for range 20000 {
+		b := make([]byte, r.IntN(20))
+		for i := range b {
+			if r.IntN(4) == 0 {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			} else {
+				b[i] = 'a' + byte(r.IntN(26))
+			}
+		}
+		if got, want := validUTF8(b), utf8.Valid(b); got != want {
+			t.Fatalf("validUTF8(%q) = %v, want %v", b, got, want)
 		}
 	}
 }

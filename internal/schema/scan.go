@@ -162,6 +162,9 @@ fail:
 }
 
 func skipWS(b []byte, i int) int {
+	if i < len(b) && b[i] > ' ' { // the usual case: compact JSON
+		return i
+	}
 	for i < len(b) {
 		switch b[i] {
 		case ' ', '\n', '\t', '\r':

@@ -41,6 +41,11 @@
 // encoding/json); and a subschema read as an object because it has
 // "properties" rejects non-object values. A nil record (a Kafka tombstone
 // or missing key) is null whatever the schema says.
+//
+// [Decoder.AppendColumn] decodes the same way into a [Column], which holds
+// the values in plain Go slices and makes an Arrow array of them without
+// copying: several times cheaper per value than Arrow builders, for
+// callers that build whole batches (ingestion).
 package schema
 
 import (
@@ -65,6 +70,7 @@ type Schema struct {
 	root *node
 	dt   arrow.DataType
 	full *jsonschema.Schema // non-nil when Append must also run the full validator
+	objs int                // struct nodes in root
 }
 
 // resourceURL names the schema document inside the jsonschema compiler.
@@ -105,7 +111,7 @@ func Compile(raw []byte) (*Schema, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Schema{raw: raw, root: n, dt: n.arrowType()}
+	s := &Schema{raw: raw, root: n, dt: n.arrowType(), objs: m.objs}
 	if m.full || m.draft == 4 { // draft-04 has its own integer and exclusive* rules
 		s.full = full
 	}

@@ -28,18 +28,45 @@ func parseDate(s []byte) (days int32, reason string) {
 	return int32(daysFromCivil(y, m, d)), ""
 }
 
+// dateMemo remembers the last valid full-date parsed: the records of a
+// stream mostly carry dates of the same day.
+type dateMemo struct {
+	text [10]byte
+	days int32
+	ok   bool // text and days are set
+}
+
+// date is parseDate, through the memo.
+func (m *dateMemo) date(s []byte) (days int32, reason string) {
+	if m.ok && len(s) == 10 && string(s) == string(m.text[:]) {
+		return m.days, ""
+	}
+	days, reason = parseDate(s)
+	if reason == "" {
+		copy(m.text[:], s)
+		m.days, m.ok = days, true
+	}
+	return days, reason
+}
+
 // parseDateTime parses date-time (e.g. 2024-05-01T12:30:00.25+02:00) and
 // returns microseconds since the Unix epoch in UTC. Fractions finer than a
 // microsecond are truncated. A leap second (:60, allowed only at 23:59 UTC)
 // is counted as the first second of the next minute.
 func parseDateTime(s []byte) (micros int64, reason string) {
+	var m dateMemo
+	return m.dateTime(s)
+}
+
+// dateTime is parseDateTime, with the date through the memo.
+func (dm *dateMemo) dateTime(s []byte) (micros int64, reason string) {
 	if len(s) < 20 {
 		return 0, "want RFC 3339 date-time, e.g. 2024-05-01T12:30:00Z"
 	}
 	if s[10] != 'T' && s[10] != 't' {
 		return 0, "want 'T' between date and time"
 	}
-	days, reason := parseDate(s[:10])
+	days, reason := dm.date(s[:10])
 	if reason != "" {
 		return 0, reason
 	}
