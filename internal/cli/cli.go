@@ -12,6 +12,8 @@ import (
 	"os/user"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sluice-dev/sluice/internal/ident"
 )
 
 // Env is what commands read and write.
@@ -82,3 +84,14 @@ func Run(ctx context.Context, args []string, env Env) int {
 }
 
 func (g *globals) client() *client { return newClient(g.server, g.user) }
+
+// callNamed checks that arg is a three-part name, then sends method to
+// collection/NAME+suffix (e.g. "/api/v1/tables", "/optimize") and decodes
+// the response into out. It returns the parsed name.
+func (g *globals) callNamed(cmd *cobra.Command, method, collection, arg, suffix string, out any) (ident.Name, error) {
+	n, err := ident.Parse(arg)
+	if err != nil {
+		return n, err
+	}
+	return n, g.client().do(cmd.Context(), method, collection+"/"+n.String()+suffix, nil, "", out)
+}

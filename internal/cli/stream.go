@@ -66,12 +66,8 @@ record produced after this command returns is ingested, none before.`,
 		Example: "  sluice stream get main.demo.orders\n  sluice stream get main.demo.orders -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := ident.Parse(args[0])
-			if err != nil {
-				return err
-			}
 			var raw json.RawMessage
-			if err := g.client().getJSON(cmd.Context(), "/api/v1/streams/"+n.String(), &raw); err != nil {
+			if _, err := g.callNamed(cmd, http.MethodGet, "/api/v1/streams", args[0], "", &raw); err != nil {
 				return err
 			}
 			if output == "json" {
@@ -145,11 +141,8 @@ data. Needs MANAGE on the ingestion table.`,
 		Example: "  sluice stream delete main.demo.orders",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := ident.Parse(args[0])
+			n, err := g.callNamed(cmd, http.MethodDelete, "/api/v1/streams", args[0], "", nil)
 			if err != nil {
-				return err
-			}
-			if err := g.client().do(cmd.Context(), http.MethodDelete, "/api/v1/streams/"+n.String(), nil, "", nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(env.Out, "deleted stream %s and its ingestion table\n", n)

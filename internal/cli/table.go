@@ -56,12 +56,8 @@ func tableCmd(env Env, g *globals) *cobra.Command {
 		Example: "  sluice table describe main.demo.orders_ingestion",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := ident.Parse(args[0])
-			if err != nil {
-				return err
-			}
 			var raw json.RawMessage
-			if err := g.client().getJSON(cmd.Context(), "/api/v1/tables/"+n.String(), &raw); err != nil {
+			if _, err := g.callNamed(cmd, http.MethodGet, "/api/v1/tables", args[0], "", &raw); err != nil {
 				return err
 			}
 			return writeIndented(env.Out, raw)
@@ -98,12 +94,9 @@ a concurrent ingestion commit simply retries.`,
 		Example: "  sluice table optimize main.demo.orders_ingestion",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := ident.Parse(args[0])
-			if err != nil {
-				return err
-			}
 			var st table.OptimizeStats
-			if err := g.client().do(cmd.Context(), http.MethodPost, "/api/v1/tables/"+n.String()+"/optimize", nil, "", &st); err != nil {
+			n, err := g.callNamed(cmd, http.MethodPost, "/api/v1/tables", args[0], "/optimize", &st)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(env.Out, "optimized %s: data files %d -> %d, snapshots expired %d, orphan files removed %d\n",
