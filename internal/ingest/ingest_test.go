@@ -424,3 +424,24 @@ func mustCompile(t testing.TB, s string) *schema.Schema {
 	}
 	return sc
 }
+
+// TestEmbeddedBootstrap: a stream whose bootstrap_servers is "embedded"
+// reaches the embedded broker wherever it listens now, and is refused
+// clearly by a server that embeds none.
+func TestEmbeddedBootstrap(t *testing.T) {
+	e := newEnv(t)
+	e.m.opts.EmbeddedBroker = e.broker.Addr() // no runner exists yet to read it
+	if _, err := e.create(`{name: main.demo.orders, source: {kafka: {subscribe: orders}}, connection: {bootstrap_servers: embedded},
+ingestion: {destination: main.demo.orders_ingestion, commit_interval: 50ms}}`); err != nil {
+		t.Fatal(err)
+	}
+	e.produce("orders", 0, "", "a", "b")
+	e.waitRows("main.demo.orders_ingestion", ColValue, 2)
+
+	other := newEnv(t) // a server without an embedded broker
+	_, err := other.create(`{name: main.demo.s2, source: {kafka: {subscribe: t}}, connection: {bootstrap_servers: embedded}, ingestion: {destination: main.demo.s2_ingestion}}`)
+	var fe *stream.FieldError
+	if !errors.As(err, &fe) || fe.Field != "connection.bootstrap_servers" || !strings.Contains(err.Error(), "no embedded broker") {
+		t.Fatalf("create on a server without an embedded broker: %v", err)
+	}
+}

@@ -73,6 +73,10 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// ConnectTimeout bounds the broker checks of Create. Default 10s.
 	ConnectTimeout time.Duration
+	// EmbeddedBroker is the address of the broker this process embeds,
+	// which streams reach with bootstrap_servers "embedded". Default ""
+	// (none: such streams fail with an error saying so).
+	EmbeddedBroker string
 	// MaintainEvery is how many commits a runner makes between
 	// maintenance passes over its tables (compaction of small files,
 	// expiry of snapshots older than an hour, orphan removal), so that a
@@ -316,7 +320,11 @@ func (m *Manager) Create(ctx context.Context, spec *stream.Spec, owner string) (
 func (m *Manager) startOffsets(ctx context.Context, spec *stream.Spec) (kafka.Offsets, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.opts.ConnectTimeout)
 	defer cancel()
-	opts, err := kafka.ClientOpts(ctx, spec.Connection, m.secret)
+	conn, err := m.connection(spec)
+	if err != nil {
+		return nil, mark(ErrInvalid, err)
+	}
+	opts, err := kafka.ClientOpts(ctx, conn, m.secret)
 	if err != nil {
 		return nil, mark(ErrInvalid, err)
 	}
@@ -328,11 +336,11 @@ func (m *Manager) startOffsets(ctx context.Context, spec *stream.Spec) (kafka.Of
 	adm := kadm.NewClient(cl)
 	parts, err := kafka.Resolve(ctx, adm, spec.Source.Kafka)
 	if err != nil {
-		return nil, mark(ErrUnavailable, fmt.Errorf("connection.bootstrap_servers: cannot reach the brokers at %s: %w", spec.Connection.BootstrapServers, err))
+		return nil, mark(ErrUnavailable, fmt.Errorf("connection.bootstrap_servers: cannot reach the brokers at %s: %w", conn.BootstrapServers, err))
 	}
 	start, err := kafka.EndOffsets(ctx, adm, parts)
 	if err != nil {
-		return nil, mark(ErrUnavailable, fmt.Errorf("reading end offsets from %s: %w", spec.Connection.BootstrapServers, err))
+		return nil, mark(ErrUnavailable, fmt.Errorf("reading end offsets from %s: %w", conn.BootstrapServers, err))
 	}
 	return start, nil
 }
@@ -405,4 +413,19 @@ func (m *Manager) Close() {
 	for _, h := range hs {
 		<-h.done
 	}
+}
+
+// connection returns spec's connection with "embedded" resolved to the
+// embedded broker's current address.
+func (m *Manager) connection(spec *stream.Spec) (stream.Connection, error) {
+	conn := spec.Connection
+	if conn.BootstrapServers != stream.EmbeddedBroker {
+		return conn, nil
+	}
+	if m.opts.EmbeddedBroker == "" {
+		return conn, &stream.FieldError{Field: "connection.bootstrap_servers",
+			Reason: `is "embedded", but this server runs no embedded broker (started with --no-broker); give the brokers' host:port`}
+	}
+	conn.BootstrapServers = m.opts.EmbeddedBroker
+	return conn, nil
 }

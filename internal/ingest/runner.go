@@ -107,7 +107,11 @@ func (r *runner) session(ctx context.Context) error {
 		return err
 	}
 
-	opts, err := kafka.ClientOpts(ctx, r.spec.Connection, r.m.secret)
+	conn, err := r.m.connection(r.spec)
+	if err != nil {
+		return err
+	}
+	opts, err := kafka.ClientOpts(ctx, conn, r.m.secret)
 	if err != nil {
 		return err
 	}
@@ -222,7 +226,7 @@ func (r *runner) session(ctx context.Context) error {
 					r.logger.Warn("cannot reach the brokers", "err", err)
 					r.setStatus(func(s *Status) {
 						s.State = StateFailing
-						s.LastError = fmt.Sprintf("cannot reach the brokers at %s: %v", r.spec.Connection.BootstrapServers, err)
+						s.LastError = fmt.Sprintf("cannot reach the brokers at %s: %v", conn.BootstrapServers, err)
 						s.LastErrorAt = time.Now().UTC()
 					})
 				}

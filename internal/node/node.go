@@ -130,6 +130,9 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (_ *Node, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if n.Broker != nil {
+		opts.Ingest.EmbeddedBroker = n.Broker.Addr()
+	}
 	n.Streams = ingest.New(n.Catalog, n.Tables, logger, reg, opts.Ingest)
 	if n.kafka, err = kgo.NewClient(kgo.SeedBrokers(n.BrokerAddr()), kgo.ClientID("sluice-admin"),
 		kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(20*time.Millisecond)); err != nil {
@@ -182,7 +185,11 @@ func (n *Node) startDemo(ctx, runCtx context.Context) error {
 		if err := broker.CreateTopic(ctx, n.kafka, demo.Topic, 3); err != nil && !errors.Is(err, broker.ErrTopicExists) {
 			return err
 		}
-		spec, err := stream.Parse(demo.StreamSpec(n.BrokerAddr()))
+		bootstrap := stream.EmbeddedBroker // follows the embedded broker wherever it listens
+		if n.Broker == nil {
+			bootstrap = n.BrokerAddr()
+		}
+		spec, err := stream.Parse(demo.StreamSpec(bootstrap))
 		if err != nil {
 			return err
 		}
@@ -197,7 +204,8 @@ func (n *Node) startDemo(ctx, runCtx context.Context) error {
 		}
 	} else if err != nil {
 		return err
-	} else if spec, perr := stream.Parse(existing.Spec); perr == nil && spec.Connection.BootstrapServers != n.BrokerAddr() {
+	} else if spec, perr := stream.Parse(existing.Spec); perr == nil &&
+		spec.Connection.BootstrapServers != stream.EmbeddedBroker && spec.Connection.BootstrapServers != n.BrokerAddr() {
 		// The stream keeps the address it was created with.
 		n.logger.Warn("the demo stream reads from another broker address than this one; it will not see the demo's records",
 			"stream_bootstrap", spec.Connection.BootstrapServers, "broker", n.BrokerAddr(),

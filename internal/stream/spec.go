@@ -48,7 +48,8 @@ type KafkaSource struct {
 
 // Connection says how to reach and authenticate to the brokers.
 type Connection struct {
-	// BootstrapServers is a comma-separated host:port list.
+	// BootstrapServers is a comma-separated host:port list, or "embedded"
+	// for the broker `sluice up` embeds.
 	BootstrapServers string `yaml:"bootstrap_servers" json:"bootstrap_servers"`
 	MTLS             *MTLS  `yaml:"mtls,omitempty" json:"mtls,omitempty"`
 }
@@ -169,6 +170,9 @@ func (s *Spec) Validate() error {
 		return fieldErr("connection.bootstrap_servers", "is required, e.g. 127.0.0.1:9092")
 	}
 	for _, hp := range s.Connection.Brokers() {
+		if hp == EmbeddedBroker && len(s.Connection.Brokers()) == 1 {
+			continue
+		}
 		if !strings.Contains(hp, ":") {
 			return fieldErr("connection.bootstrap_servers", "%q has no port; write host:port", hp)
 		}
@@ -206,6 +210,11 @@ func (s *Spec) Validate() error {
 	}
 	return nil
 }
+
+// EmbeddedBroker, as connection.bootstrap_servers, names the broker that
+// `sluice up` embeds, wherever it listens now: a stream on it keeps working
+// when sluice restarts with another --broker-addr.
+const EmbeddedBroker = "embedded"
 
 // QuarantineSuffix is appended to the destination's name to name the table
 // that receives records that do not decode or violate the schema.
