@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/sluice-dev/sluice/internal/cli"
 	"github.com/sluice-dev/sluice/internal/node"
 	"github.com/sluice-dev/sluice/internal/testutil/sluicetest"
@@ -238,19 +236,7 @@ func TestTranscript(t *testing.T) {
 // the timestamp baseTime + n seconds.
 func produce(t testing.TB, broker, topic string, kvs []string) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var recs []*kgo.Record
-	for i, kv := range kvs {
-		k, v, _ := strings.Cut(kv, ":")
-		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(k), Value: []byte(v), Timestamp: baseTime.Add(time.Duration(i) * time.Second)})
-	}
-	if err := cl.ProduceSync(sluicetest.Context(t), recs...).FirstErr(); err != nil {
-		t.Fatalf("producing to %s: %v", topic, err)
-	}
+	sluicetest.Produce(t, broker, topic, baseTime, kvs...)
 }
 
 // waitStream waits until stream name has committed exactly rows and

@@ -9,8 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/twmb/franz-go/pkg/kgo"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/node"
 	"github.com/sluice-dev/sluice/internal/testutil/sluicetest"
@@ -126,19 +125,7 @@ ingestion:
 // partition 0 of topic at addr, synchronously.
 func produce(t testing.TB, addr, topic string, kvs ...string) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var recs []*kgo.Record
-	for _, kv := range kvs {
-		k, v, _ := strings.Cut(kv, ":")
-		recs = append(recs, &kgo.Record{Topic: topic, Partition: 0, Key: []byte(k), Value: []byte(v)})
-	}
-	if err := cl.ProduceSync(sluicetest.Context(t), recs...).FirstErr(); err != nil {
-		t.Fatalf("producing to %s: %v", topic, err)
-	}
+	sluicetest.Produce(t, addr, topic, time.Time{}, kvs...)
 }
 
 // closedAddr returns a local address nothing listens on.

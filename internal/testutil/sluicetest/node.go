@@ -3,8 +3,11 @@ package sluicetest
 import (
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/internal/ingest"
 	"github.com/sluice-dev/sluice/internal/node"
@@ -32,4 +35,29 @@ func StartNode(t testing.TB) *node.Node {
 	}
 	t.Cleanup(n.Close)
 	return n
+}
+
+// Produce writes records (key:value lines, split at the first ':') to
+// partition 0 of topic at addr, synchronously. A non-zero base gives the
+// n-th record the timestamp base + n seconds (for deterministic output);
+// zero leaves the client's clock.
+func Produce(t testing.TB, addr, topic string, base time.Time, kvs ...string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	recs := make([]*kgo.Record, 0, len(kvs))
+	for i, kv := range kvs {
+		k, v, _ := strings.Cut(kv, ":")
+		r := &kgo.Record{Topic: topic, Partition: 0, Key: []byte(k), Value: []byte(v)}
+		if !base.IsZero() {
+			r.Timestamp = base.Add(time.Duration(i) * time.Second)
+		}
+		recs = append(recs, r)
+	}
+	if err := cl.ProduceSync(Context(t), recs...).FirstErr(); err != nil {
+		t.Fatalf("producing to %s: %v", topic, err)
+	}
 }
