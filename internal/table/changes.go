@@ -1,0 +1,347 @@
+package table
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/iceberg-go"
+	iceio "github.com/apache/iceberg-go/io"
+	ictable "github.com/apache/iceberg-go/table"
+)
+
+// ErrRewritten is returned by [Table.Changes] when a snapshot after the
+// reader's position deleted or overwrote rows: the table is no longer
+// append-only from the reader's point of view (a full refresh or a DELETE).
+var ErrRewritten = errors.New("table: rows were deleted or overwritten")
+
+// ErrHistoryExpired is returned by [Table.Changes] when the reader's
+// position is a snapshot that snapshot expiry has removed, so the rows
+// appended since then can no longer be told apart from older ones.
+var ErrHistoryExpired = errors.New("table: snapshot history expired")
+
+// Changes is a range of rows appended to a table: the data files that the
+// append snapshots after From and up to To added, in commit order.
+type Changes struct {
+	From  int64 // exclusive; 0 means "the beginning of the table"
+	To    int64 // inclusive: the position to resume from next time; equals From when nothing is new
+	Files []ChangedFile
+	Rows  int64
+}
+
+// ChangedFile is one data file of a [Changes].
+type ChangedFile struct {
+	Path     string // absolute local path
+	Snapshot int64  // the snapshot that added it
+	Rows     int64
+}
+
+// ChangesOptions bounds the size of one [Table.Changes] range. Bounds apply
+// at snapshot boundaries (a snapshot's files are never split), so a range
+// holds at least one snapshot's files whatever the bounds, and the same
+// history always yields the same ranges.
+type ChangesOptions struct {
+	MaxFiles int   // 0: no bound
+	MaxRows  int64 // 0: no bound
+}
+
+// Changes returns the rows appended after snapshot from (0: everything the
+// current snapshot holds), as of the handle's current snapshot.
+//
+// Compaction snapshots (operation "replace", as [Table.Optimize] makes) hold
+// no new rows and are skipped. A snapshot that deleted or overwrote rows
+// makes Changes fail with [ErrRewritten]; a from that is no longer in the
+// current snapshot's history fails with [ErrHistoryExpired]. Both mean the
+// reader must start again from 0 (a full refresh).
+func (t *Table) Changes(ctx context.Context, from int64, o ChangesOptions) (Changes, error) {
+	ch := Changes{From: from, To: from}
+	cur := t.tbl.CurrentSnapshot()
+	if cur == nil || cur.SnapshotID == from {
+		if cur == nil && from != 0 {
+			return ch, fmt.Errorf("%w: %s has no snapshot %d", ErrHistoryExpired, t.name, from)
+		}
+		return ch, nil
+	}
+	if from == 0 {
+		return t.allFiles(ctx, cur)
+	}
+
+	// Walk back from the current snapshot to from, then forward.
+	var chain []*ictable.Snapshot
+	for s := cur; s.SnapshotID != from; {
+		chain = append(chain, s)
+		if s.ParentSnapshotID == nil {
+			return ch, fmt.Errorf("%w: %s no longer holds snapshot %d", ErrHistoryExpired, t.name, from)
+		}
+		p := t.tbl.SnapshotByID(*s.ParentSnapshotID)
+		if p == nil {
+			return ch, fmt.Errorf("%w: %s no longer holds snapshot %d", ErrHistoryExpired, t.name, from)
+		}
+		s = p
+	}
+	fs, err := t.tbl.FS(ctx)
+	if err != nil {
+		return ch, fmt.Errorf("table: reading changes of %s: %w", t.name, err)
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		s := chain[i]
+		if len(ch.Files) > 0 && ((o.MaxFiles > 0 && len(ch.Files) >= o.MaxFiles) || (o.MaxRows > 0 && ch.Rows >= o.MaxRows)) {
+			break
+		}
+		op := ictable.OpAppend
+		if s.Summary != nil {
+			op = s.Summary.Operation
+		}
+		switch op {
+		case ictable.OpReplace:
+		case ictable.OpAppend:
+			files, err := addedFiles(fs, s)
+			if err != nil {
+				return ch, fmt.Errorf("table: reading changes of %s at snapshot %d: %w", t.name, s.SnapshotID, err)
+			}
+			for _, f := range files {
+				ch.Files = append(ch.Files, f)
+				ch.Rows += f.Rows
+			}
+		default:
+			return ch, fmt.Errorf("%w: snapshot %d of %s is a %s", ErrRewritten, s.SnapshotID, t.name, op)
+		}
+		ch.To = s.SnapshotID
+	}
+	return ch, nil
+}
+
+// allFiles is Changes from 0: every live data file of s.
+func (t *Table) allFiles(ctx context.Context, s *ictable.Snapshot) (Changes, error) {
+	ch := Changes{To: s.SnapshotID}
+	tasks, err := t.tbl.Scan(ictable.WithSnapshotID(s.SnapshotID)).PlanFiles(ctx)
+	if err != nil {
+		return ch, fmt.Errorf("table: planning files of %s: %w", t.name, err)
+	}
+	for _, task := range tasks {
+		if len(task.DeleteFiles) > 0 {
+			return ch, fmt.Errorf("table: %s has row-level deletes, which streaming reads do not support", t.name)
+		}
+		ch.Files = append(ch.Files, ChangedFile{Path: localPath(task.File.FilePath()), Rows: task.File.Count()})
+		ch.Rows += task.File.Count()
+	}
+	return ch, nil
+}
+
+// addedFiles returns the data files snapshot s added, in manifest order.
+func addedFiles(fio iceio.IO, s *ictable.Snapshot) ([]ChangedFile, error) {
+	manifests, err := s.Manifests(fio)
+	if err != nil {
+		return nil, err
+	}
+	var out []ChangedFile
+	for _, m := range manifests {
+		// Only a manifest this snapshot wrote can hold files it added.
+		if m.SnapshotID() != s.SnapshotID || m.ManifestContent() != iceberg.ManifestContentData {
+			continue
+		}
+		entries, err := m.FetchEntries(fio, true)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if e.Status() != iceberg.EntryStatusADDED || e.SnapshotID() != s.SnapshotID {
+				continue
+			}
+			df := e.DataFile()
+			if df.ContentType() != iceberg.EntryContentData {
+				continue
+			}
+			out = append(out, ChangedFile{Path: localPath(df.FilePath()), Snapshot: s.SnapshotID, Rows: df.Count()})
+		}
+	}
+	return out, nil
+}
+
+// ReadFiles reads the given data files of this table, in order, as record
+// batches of the table's current schema ([Table.ArrowSchema]) projected to
+// columns (nil: all). Files are opened one at a time; the reader holds at
+// most one file's row group in memory. The caller releases the reader.
+func (t *Table) ReadFiles(ctx context.Context, files []ChangedFile, columns []string) (array.RecordReader, error) {
+	sc := t.schema
+	if len(columns) > 0 {
+		fields := make([]arrow.Field, 0, len(columns))
+		for _, c := range columns {
+			idx := sc.FieldIndices(c)
+			if len(idx) == 0 {
+				return nil, fmt.Errorf("table: %s has no column %q", t.name, c)
+			}
+			fields = append(fields, sc.Field(idx[0]))
+		}
+		sc = arrow.NewSchema(fields, nil)
+	}
+	return &fileReader{ctx: ctx, table: t.name.String(), files: files, schema: sc, refs: 1}, nil
+}
+
+// fileReader is the array.RecordReader of [Table.ReadFiles].
+type fileReader struct {
+	ctx    context.Context
+	table  string
+	files  []ChangedFile
+	schema *arrow.Schema
+	refs   int64
+
+	f    *os.File
+	rr   pqarrow.RecordReader
+	cols []int // column indices to read, in output order
+	cur  arrow.RecordBatch
+	err  error
+}
+
+func (r *fileReader) Retain()               { r.refs++ }
+func (r *fileReader) Schema() *arrow.Schema { return r.schema }
+func (r *fileReader) Err() error            { return r.err }
+func (r *fileReader) Record() arrow.RecordBatch {
+	return r.cur
+}
+func (r *fileReader) RecordBatch() arrow.RecordBatch { return r.cur }
+
+func (r *fileReader) Release() {
+	if r.refs--; r.refs > 0 {
+		return
+	}
+	r.closeFile()
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+}
+
+func (r *fileReader) closeFile() {
+	if r.rr != nil {
+		r.rr.Release()
+		r.rr = nil
+	}
+	if r.f != nil {
+		r.f.Close()
+		r.f = nil
+	}
+}
+
+func (r *fileReader) Next() bool {
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	for r.err == nil {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			return false
+		}
+		if r.rr == nil {
+			if len(r.files) == 0 {
+				return false
+			}
+			if err := r.open(r.files[0].Path); err != nil {
+				r.err = fmt.Errorf("table: reading %s of %s: %w", r.files[0].Path, r.table, err)
+				return false
+			}
+			r.files = r.files[1:]
+		}
+		if r.rr.Next() {
+			rec := r.rr.RecordBatch()
+			cols := make([]arrow.Array, len(r.cols))
+			for i, c := range r.cols {
+				cols[i] = rec.Column(c)
+			}
+			r.cur = array.NewRecordBatch(r.schema, cols, rec.NumRows())
+			return true
+		}
+		if err := r.rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+			r.err = fmt.Errorf("table: reading a data file of %s: %w", r.table, err)
+			return false
+		}
+		r.closeFile()
+	}
+	return false
+}
+
+func (r *fileReader) open(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error { f.Close(); return err }
+	pf, err := file.NewParquetReader(f)
+	if err != nil {
+		return fail(err)
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		return fail(err)
+	}
+	fsc, err := fr.Schema()
+	if err != nil {
+		return fail(err)
+	}
+	// Read only the leaves of the wanted top-level columns, and check
+	// their types: sluice writes every file with the table's schema.
+	var leaves []int
+	for _, fld := range r.schema.Fields() {
+		idx := fsc.FieldIndices(fld.Name)
+		if len(idx) == 0 {
+			return fail(fmt.Errorf("the file has no column %q", fld.Name))
+		}
+		if ft := stripMeta(fsc.Field(idx[0]).Type); !arrow.TypeEqual(ft, fld.Type) {
+			return fail(fmt.Errorf("column %q is %s in the file, %s in the table", fld.Name, ft, fld.Type))
+		}
+		leaves = appendLeaves(leaves, &fr.Manifest.Fields[idx[0]])
+	}
+	rr, err := fr.GetRecordReader(r.ctx, leaves, nil)
+	if err != nil {
+		return fail(err)
+	}
+	// The reader yields the selected columns in file order.
+	rsc := rr.Schema()
+	r.cols = r.cols[:0]
+	for _, fld := range r.schema.Fields() {
+		idx := rsc.FieldIndices(fld.Name)
+		if len(idx) == 0 {
+			rr.Release()
+			return fail(fmt.Errorf("the file reader did not return column %q", fld.Name))
+		}
+		r.cols = append(r.cols, idx[0])
+	}
+	r.f, r.rr = f, rr
+	return nil
+}
+
+// appendLeaves appends the Parquet leaf column indices under f.
+func appendLeaves(dst []int, f *pqarrow.SchemaField) []int {
+	if len(f.Children) == 0 {
+		return append(dst, f.ColIndex)
+	}
+	for i := range f.Children {
+		dst = appendLeaves(dst, &f.Children[i])
+	}
+	return dst
+}
+
+// stripMeta returns t without field metadata (Parquet field ids) in nested
+// fields, so that it compares equal to the table's Arrow type.
+func stripMeta(t arrow.DataType) arrow.DataType {
+	switch t := t.(type) {
+	case *arrow.StructType:
+		fields := make([]arrow.Field, t.NumFields())
+		for i, f := range t.Fields() {
+			fields[i] = arrow.Field{Name: f.Name, Type: stripMeta(f.Type), Nullable: f.Nullable}
+		}
+		return arrow.StructOf(fields...)
+	case *arrow.ListType:
+		e := t.ElemField()
+		return arrow.ListOfField(arrow.Field{Name: e.Name, Type: stripMeta(e.Type), Nullable: e.Nullable})
+	}
+	return t
+}
