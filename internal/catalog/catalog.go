@@ -56,6 +56,10 @@ CREATE TABLE IF NOT EXISTS sluice_secrets (
 	created_at INTEGER NOT NULL,
 	PRIMARY KEY (scope, key)
 );
+CREATE TABLE IF NOT EXISTS sluice_backfills (
+	stream TEXT PRIMARY KEY,
+	state  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sluice_grants (
 	securable TEXT NOT NULL,
 	principal TEXT NOT NULL,
@@ -72,8 +76,10 @@ func Open(ctx context.Context, opts Options) (*Catalog, error) {
 	if opts.SecretKey != nil && len(opts.SecretKey) != 32 {
 		return nil, fmt.Errorf("catalog: secret key has %d bytes, want 32", len(opts.SecretKey))
 	}
-	if _, err := opts.DB.ExecContext(ctx, schemaDDL); err != nil {
-		return nil, fmt.Errorf("creating catalog tables: %w", err)
+	for _, ddl := range []string{schemaDDL, pipelinesDDL} {
+		if _, err := opts.DB.ExecContext(ctx, ddl); err != nil {
+			return nil, fmt.Errorf("creating catalog tables: %w", err)
+		}
 	}
 	return &Catalog{db: opts.DB, sealKey: opts.SecretKey}, nil
 }
@@ -121,6 +127,11 @@ func (c *Catalog) CreateStream(ctx context.Context, s Stream) error {
 		return fmt.Errorf("inserting stream %s: %w", s.Name, err)
 	}
 	if err := grantTx(ctx, tx, s.Destination, s.Owner, PrivAll); err != nil {
+		return err
+	}
+	// A new stream starts without backfill state, whatever an earlier
+	// stream of that name left.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM sluice_backfills WHERE stream = ?`, s.Name); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -191,7 +202,8 @@ func (c *Catalog) SaveStreamStatus(ctx context.Context, name string, status []by
 	return err
 }
 
-// DeleteStream removes a stream and the grants on its ingestion table.
+// DeleteStream removes a stream, the grants on its ingestion table and its
+// backfill state.
 func (c *Catalog) DeleteStream(ctx context.Context, name string) error {
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -209,6 +221,9 @@ func (c *Catalog) DeleteStream(ctx context.Context, name string) error {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM sluice_grants WHERE securable = ?`, dest); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM sluice_backfills WHERE stream = ?`, name); err != nil {
 		return err
 	}
 	return tx.Commit()

@@ -32,6 +32,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/catalog"
 	"github.com/sluice-dev/sluice/internal/demo"
 	"github.com/sluice-dev/sluice/internal/ingest"
+	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/sluice-dev/sluice/internal/server"
 	"github.com/sluice-dev/sluice/internal/stream"
 	"github.com/sluice-dev/sluice/internal/table"
@@ -54,6 +55,9 @@ type Options struct {
 	DemoRate float64
 	// Ingest configures the ingestion manager.
 	Ingest ingest.Options
+	// Pipelines configures the pipeline manager (Store and Catalog are
+	// the node's).
+	Pipelines pipeline.ManagerOptions
 }
 
 // EnsureDefaults fills in defaults.
@@ -80,6 +84,9 @@ type Node struct {
 	Catalog *catalog.Catalog
 	Tables  *table.Store
 	Streams *ingest.Manager
+	// Pipelines runs pipelines; those with a continuous or interval
+	// trigger resume when the node starts.
+	Pipelines *pipeline.Manager
 	Broker  *broker.Broker // nil with NoBroker
 	kafka   *kgo.Client
 	httpSrv *http.Server
@@ -145,7 +152,14 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (_ *Node, err
 		return nil, err
 	}
 
-	api := server.New(server.Deps{Catalog: n.Catalog, Tables: n.Tables, Streams: n.Streams, Gatherer: reg, Kafka: n.kafka, Logger: logger})
+	po := opts.Pipelines
+	po.Store, po.Catalog = n.Tables, n.Catalog
+	n.Pipelines = pipeline.NewManager(po, logger)
+	if err := n.Pipelines.Resume(ctx); err != nil {
+		return nil, fmt.Errorf("resuming pipelines: %w", err)
+	}
+
+	api := server.New(server.Deps{Catalog: n.Catalog, Tables: n.Tables, Streams: n.Streams, Pipelines: n.Pipelines, Gatherer: reg, Kafka: n.kafka, Logger: logger})
 	n.httpLn, err = net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for the REST API on %s (use --http to pick another address): %w", opts.HTTPAddr, err)
@@ -235,6 +249,9 @@ func (n *Node) Close() {
 		}
 		if n.cancel != nil {
 			n.cancel()
+		}
+		if n.Pipelines != nil {
+			n.Pipelines.Close()
 		}
 		if n.Streams != nil {
 			n.Streams.Close()

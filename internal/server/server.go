@@ -23,8 +23,11 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/broker"
 	"github.com/sluice-dev/sluice/internal/catalog"
+	"github.com/sluice-dev/sluice/internal/expr"
 	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/ingest"
+	"github.com/sluice-dev/sluice/internal/pipeline"
+	sqlparse "github.com/sluice-dev/sluice/internal/sql"
 	"github.com/sluice-dev/sluice/internal/stream"
 	"github.com/sluice-dev/sluice/internal/table"
 )
@@ -39,6 +42,8 @@ type Deps struct {
 	Catalog  *catalog.Catalog
 	Tables   *table.Store
 	Streams  *ingest.Manager
+	// Pipelines serves /api/v1/pipelines; nil disables those routes.
+	Pipelines *pipeline.Manager
 	Gatherer prometheus.Gatherer
 	// Kafka is a client of the default broker (the embedded one, or
 	// --broker-addr), used by the topic endpoints; nil disables them.
@@ -79,6 +84,9 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/tables/{name}", a.getTable)
 	mux.HandleFunc("GET /api/v1/tables/{name}/rows", a.tableRows)
 	mux.HandleFunc("POST /api/v1/tables/{name}/optimize", a.optimizeTable)
+	if a.d.Pipelines != nil {
+		a.pipelineRoutes(mux)
+	}
 	mux.HandleFunc("GET /api/v1/topics", a.listTopics)
 	mux.HandleFunc("POST /api/v1/topics", a.createTopic)
 	mux.HandleFunc("GET /api/v1/secrets", a.listSecrets)
@@ -152,17 +160,23 @@ func statusFor(err error) *apiError {
 	if fe := (*stream.FieldError)(nil); errors.As(err, &fe) {
 		field = fe.Field
 	}
+	var perr *sqlparse.ParseError
+	var berr *expr.Error
+	var cerr *pipeline.Error
+	isSQLError := errors.As(err, &perr) || errors.As(err, &berr) || errors.As(err, &cerr)
 	e := func(status int, code string) *apiError {
 		return &apiError{status: status, code: code, msg: err.Error(), field: field}
 	}
 	switch {
-	case errors.Is(err, catalog.ErrExists), errors.Is(err, table.ErrExists), errors.Is(err, broker.ErrTopicExists), errors.Is(err, ingest.ErrExists):
+	case errors.Is(err, catalog.ErrExists), errors.Is(err, table.ErrExists), errors.Is(err, broker.ErrTopicExists), errors.Is(err, ingest.ErrExists),
+		errors.Is(err, pipeline.ErrConflict):
 		return e(409, "ALREADY_EXISTS")
 	case errors.Is(err, ingest.ErrUnavailable):
 		return e(503, "UNAVAILABLE")
-	case field != "", errors.Is(err, ingest.ErrInvalid), errors.Is(err, ident.ErrInvalid), errors.Is(err, kerr.InvalidTopicException):
+	case field != "", isSQLError, errors.Is(err, ingest.ErrInvalid), errors.Is(err, ident.ErrInvalid), errors.Is(err, kerr.InvalidTopicException),
+		errors.Is(err, pipeline.ErrInvalid):
 		return e(400, "INVALID_ARGUMENT")
-	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, table.ErrNotFound):
+	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, table.ErrNotFound), errors.Is(err, pipeline.ErrNotFound):
 		return e(404, "NOT_FOUND")
 	case errors.Is(err, context.DeadlineExceeded):
 		return e(504, "DEADLINE_EXCEEDED")
