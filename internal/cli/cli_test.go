@@ -155,7 +155,7 @@ func TestTranscript(t *testing.T) {
 
 	// Spec files from testdata with the broker's address filled in.
 	specs := t.TempDir()
-	for _, f := range []string{"clicks.yaml", "two_modes.yaml", "typo.yaml"} {
+	for _, f := range []string{"clicks.yaml", "two_modes.yaml", "typo.yaml", "clicks.sql", "clicks_typo.sql"} {
 		b, err := os.ReadFile(filepath.Join("testdata", f))
 		if err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/sluice-dev/sluice/internal/catalog"
+	"github.com/sluice-dev/sluice/internal/expr"
 	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/sql"
 	"github.com/sluice-dev/sluice/internal/table"
@@ -107,7 +108,7 @@ func Describe(g *Graph) []DatasetInfo {
 			di.Reads = []string{}
 		}
 		for _, f := range d.Schema.Fields() {
-			di.Columns = append(di.Columns, ColumnInfo{Name: f.Name, Type: f.Type.String()})
+			di.Columns = append(di.Columns, ColumnInfo{Name: f.Name, Type: expr.TypeName(f.Type)})
 		}
 		for _, e := range d.Expectations {
 			di.Expectations = append(di.Expectations, ExpectationStatus{Name: e.Name, Action: actionName(e.Action), Condition: e.Condition()})
@@ -317,30 +318,30 @@ func (m *Manager) loop(ctx context.Context, p *pipe, r *Runner, full map[string]
 			m.logger.Warn("writing the event log", "pipeline", p.name.String(), "err", ferr)
 		}
 		if ctx.Err() != nil {
+			p.event(Event{Type: "update_progress", Message: "update stopped"})
 			p.setState("stopped", "")
-			p.log.add(Event{Type: "update_progress", Message: "update stopped"})
 			return
 		}
 		var exp *ExpectationError
 		switch {
 		case err != nil && (p.trigger.Kind == "available-now" || errors.As(err, &exp) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrConflict)):
+			p.event(Event{Type: "update_progress", Level: "ERROR", Message: "update failed: " + err.Error()})
 			p.setState("failed", err.Error())
-			p.log.add(Event{Type: "update_progress", Level: "ERROR", Message: "update failed: " + err.Error()})
 			m.logger.Warn("pipeline update failed", "pipeline", p.name.String(), "err", err)
 			if p.trigger.Kind != "available-now" {
 				_ = m.opts.Catalog.SetPipelineRunning(context.Background(), p.name.String(), false)
 			}
 			return
 		case err != nil:
-			p.log.add(Event{Type: "update_progress", Level: "WARN", Message: "round failed, retrying in " + m.opts.RetryInterval.String() + ": " + err.Error()})
+			p.event(Event{Type: "update_progress", Level: "WARN", Message: "round failed, retrying in " + m.opts.RetryInterval.String() + ": " + err.Error()})
 			if !sleep(ctx, m.opts.RetryInterval) {
 				continue
 			}
 			continue
 		}
 		if p.trigger.Kind == "available-now" {
+			p.event(Event{Type: "update_progress", Message: fmt.Sprintf("update completed: %d micro-batches, %d source rows", res.Batches, res.Rows)})
 			p.setState("completed", "")
-			p.log.add(Event{Type: "update_progress", Message: fmt.Sprintf("update completed: %d micro-batches, %d source rows", res.Batches, res.Rows)})
 			return
 		}
 		wait := p.trigger.Interval
@@ -367,6 +368,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// event logs e as an event of p's current update.
+func (p *pipe) event(e Event) {
+	p.mu.Lock()
+	e.UpdateID = p.updateID
+	p.mu.Unlock()
+	p.log.add(e)
 }
 
 func (p *pipe) setState(state, err string) {

@@ -7,6 +7,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,15 +18,30 @@ import (
 	"github.com/sluice-dev/sluice/internal/server"
 )
 
-// routes returns the "METHOD /path" patterns that server.go registers on
+// routes returns the "METHOD /path" patterns that the package registers on
 // its mux (mux.Handle and mux.HandleFunc with a literal pattern that has a
 // method; the catch-all "/" has none).
 func routes(t *testing.T) []string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "server.go", nil, 0)
+	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var out []string
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, routesIn(t, f)...)
+	}
+	return out
+}
+
+func routesIn(t *testing.T, f *ast.File) []string {
 	var out []string
 	ast.Inspect(f, func(n ast.Node) bool {
 		call, ok := n.(*ast.CallExpr)
