@@ -278,10 +278,10 @@ func waitUpdate(ctx context.Context, out io.Writer, g *globals, info pipeline.In
 func pipelineStatusCmd(env Env, g *globals) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:   "status NAME",
-		Short: "Show a pipeline's state and, per dataset, rows in/out/dropped, watermark and expectations",
+		Use:     "status NAME",
+		Short:   "Show a pipeline's state and, per dataset, rows in/out/dropped, watermark and expectations",
 		Example: "  sluice pipeline status main.demo.orders_pipeline\n  sluice pipeline status main.demo.orders_pipeline -o json",
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var raw json.RawMessage
 			if _, err := g.callNamed(cmd, http.MethodGet, "/api/v1/pipelines", args[0], "", &raw); err != nil {
@@ -342,7 +342,7 @@ func pipelineEventsCmd(env Env, g *globals) *cobra.Command {
 		Long: `Print a pipeline's event log, oldest first. The log is also a table,
 CATALOG.SCHEMA.<pipeline>_event_log, readable with ` + "`sluice table show`" + `.`,
 		Example: "  sluice pipeline events main.demo.orders_pipeline\n  sluice pipeline events main.demo.orders_pipeline --follow\n  sluice pipeline events main.demo.orders_pipeline -o json --after 120",
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := ident.Parse(args[0])
 			if err != nil {

@@ -167,7 +167,9 @@ func (e *env) rows(name string, cols ...string) []string {
 
 var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
-func at(min, sec int) time.Time { return t0.Add(time.Duration(min)*time.Minute + time.Duration(sec)*time.Second) }
+func at(min, sec int) time.Time {
+	return t0.Add(time.Duration(min)*time.Minute + time.Duration(sec)*time.Second)
+}
 
 // mustSchema reads a schema written as Spark DDL ("a STRING, b DOUBLE").
 func mustSchema(t *testing.T, ddl string) *arrow.Schema {

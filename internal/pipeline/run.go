@@ -518,15 +518,15 @@ func (r *Runner) microBatch(ctx context.Context, f *flow, in *table.Table, ch ta
 	end := time.Now()
 
 	p := Progress{
-		Dataset:      f.d.Key(),
-		BatchID:      next.batch,
-		Timestamp:    end.UTC(),
-		NumInputRows: numIn,
+		Dataset:       f.d.Key(),
+		BatchID:       next.batch,
+		Timestamp:     end.UTC(),
+		NumInputRows:  numIn,
 		NumOutputRows: numOut,
 		DurationMs: map[string]int64{
-			"execute":  execDone.Sub(start).Milliseconds(),
-			"commit":   end.Sub(execDone).Milliseconds(),
-			"total":    end.Sub(start).Milliseconds(),
+			"execute": execDone.Sub(start).Milliseconds(),
+			"commit":  end.Sub(execDone).Milliseconds(),
+			"total":   end.Sub(start).Milliseconds(),
 		},
 		Sources: []SourceProgress{{Table: f.d.plan.source.key, StartSnapshot: ch.From, EndSnapshot: ch.To, NumInputRows: numIn}},
 	}

@@ -39,12 +39,12 @@ const UserHeader = "X-Sluice-User"
 
 // Deps is what the API serves. All fields but Kafka are required.
 type Deps struct {
-	Catalog  *catalog.Catalog
-	Tables   *table.Store
-	Streams  *ingest.Manager
+	Catalog *catalog.Catalog
+	Tables  *table.Store
+	Streams *ingest.Manager
 	// Pipelines serves /api/v1/pipelines; nil disables those routes.
 	Pipelines *pipeline.Manager
-	Gatherer prometheus.Gatherer
+	Gatherer  prometheus.Gatherer
 	// Kafka is a client of the default broker (the embedded one, or
 	// --broker-addr), used by the topic endpoints; nil disables them.
 	Kafka  *kgo.Client
