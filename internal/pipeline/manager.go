@@ -498,8 +498,9 @@ func (m *Manager) Stop(ctx context.Context, name string) (Info, error) {
 	return p.info(), nil
 }
 
-// Delete stops the pipeline and removes its definition. Its tables and
-// event log stay: drop them with `sluice table drop` if they are not wanted.
+// Delete stops the pipeline and removes its definition, and its streaming
+// tables stop holding back snapshot expiry of their sources. Its tables and
+// event log stay.
 func (m *Manager) Delete(ctx context.Context, name string) error {
 	p, err := m.pipe(ctx, name)
 	if err != nil {
@@ -509,6 +510,9 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	m.mu.Lock()
 	delete(m.pipes, p.name.String())
 	m.mu.Unlock()
+	if err := m.opts.Store.DropReaders(ctx, readerPrefix(p.name)); err != nil {
+		return err
+	}
 	return m.opts.Catalog.DeletePipeline(ctx, p.name.String())
 }
 

@@ -511,6 +511,10 @@ func (r *Runner) microBatch(ctx context.Context, f *flow, in *table.Table, ch ta
 	if err := r.write(ctx, f, out, props); err != nil {
 		return err
 	}
+	// Keep the source's history from this position until the next batch.
+	if err := r.store.SetReader(ctx, f.d.plan.source.name, readerName(r.name, f.d), ch.To, ch.ToTime); err != nil {
+		return err
+	}
 	if cp.state != "" && cp.state != next.state {
 		os.Remove(filepath.Join(f.out.Location(), stateDir, cp.state))
 	}
@@ -747,3 +751,12 @@ func writeFileSync(path string, data []byte) error {
 	}
 	return f.Close()
 }
+
+// readerName is how a streaming table registers as a reader of its source
+// (table.Store.SetReader), so that snapshot expiry keeps what it has not
+// read.
+func readerName(pipeline ident.Name, d *Dataset) string {
+	return readerPrefix(pipeline) + d.Key()
+}
+
+func readerPrefix(pipeline ident.Name) string { return "pipeline:" + pipeline.String() + "/" }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -32,7 +33,9 @@ var ErrHistoryExpired = errors.New("table: snapshot history expired")
 type Changes struct {
 	From  int64 // exclusive; 0 means "the beginning of the table"
 	To    int64 // inclusive: the position to resume from next time; equals From when nothing is new
-	Files []ChangedFile
+	// ToTime is when snapshot To was committed (zero when To is 0).
+	ToTime time.Time
+	Files  []ChangedFile
 	Rows  int64
 }
 
@@ -63,6 +66,9 @@ type ChangesOptions struct {
 func (t *Table) Changes(ctx context.Context, from int64, o ChangesOptions) (Changes, error) {
 	ch := Changes{From: from, To: from}
 	cur := t.tbl.CurrentSnapshot()
+	if cur != nil && cur.SnapshotID == from {
+		ch.ToTime = time.UnixMilli(cur.TimestampMs)
+	}
 	if cur == nil || cur.SnapshotID == from {
 		if cur == nil && from != 0 {
 			return ch, fmt.Errorf("%w: %s has no snapshot %d", ErrHistoryExpired, t.name, from)
@@ -113,14 +119,14 @@ func (t *Table) Changes(ctx context.Context, from int64, o ChangesOptions) (Chan
 		default:
 			return ch, fmt.Errorf("%w: snapshot %d of %s is a %s", ErrRewritten, s.SnapshotID, t.name, op)
 		}
-		ch.To = s.SnapshotID
+		ch.To, ch.ToTime = s.SnapshotID, time.UnixMilli(s.TimestampMs)
 	}
 	return ch, nil
 }
 
 // allFiles is Changes from 0: every live data file of s.
 func (t *Table) allFiles(ctx context.Context, s *ictable.Snapshot) (Changes, error) {
-	ch := Changes{To: s.SnapshotID}
+	ch := Changes{To: s.SnapshotID, ToTime: time.UnixMilli(s.TimestampMs)}
 	tasks, err := t.tbl.Scan(ictable.WithSnapshotID(s.SnapshotID)).PlanFiles(ctx)
 	if err != nil {
 		return ch, fmt.Errorf("table: planning files of %s: %w", t.name, err)

@@ -167,3 +167,55 @@ func TestChangesAcrossManifestMerges(t *testing.T) {
 		from = ch.To
 	}
 }
+
+// TestExpiryKeepsReaderHistory checks that snapshot expiry keeps the
+// snapshots a registered streaming reader has not read past.
+func TestExpiryKeepsReaderHistory(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	name := mustName(t, "main.demo.read")
+	tbl, err := e.store.Create(ctx, name, eventSchema, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendID := func(id int) {
+		t.Helper()
+		if err := tbl.Append(ctx, []arrow.RecordBatch{recordFromJSON(t, eventSchema, fmt.Sprintf(`[{"id":%d}]`, id))}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendID(1)
+	ch, err := tbl.Changes(ctx, 0, ChangesOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.SetReader(ctx, name, "pipeline:p/x", ch.To, ch.ToTime); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 6; i++ {
+		appendID(i)
+	}
+	time.Sleep(3 * time.Millisecond) // snapshot ages are compared in whole milliseconds
+	if _, err := tbl.Optimize(ctx, OptimizeOptions{ExpireOlderThan: time.Nanosecond, RetainLast: 1, OrphanOlderThan: -1}); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := tbl.Changes(ctx, ch.To, ChangesOptions{})
+	if err != nil {
+		t.Fatalf("the reader's position was expired: %v", err)
+	}
+	if got := readChanges(t, tbl, rest, "id"); len(got) != 5 {
+		t.Fatalf("rows after the reader's position: %v", got)
+	}
+	// Without the reader, the same expiry removes its position.
+	if err := e.store.DropReaders(ctx, "pipeline:p/"); err != nil {
+		t.Fatal(err)
+	}
+	appendID(7)
+	time.Sleep(3 * time.Millisecond)
+	if _, err := tbl.Optimize(ctx, OptimizeOptions{ExpireOlderThan: time.Nanosecond, RetainLast: 1, OrphanOlderThan: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tbl.Changes(ctx, ch.To, ChangesOptions{}); !errors.Is(err, ErrHistoryExpired) {
+		t.Fatalf("after dropping the reader: %v", err)
+	}
+}

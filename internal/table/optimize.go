@@ -76,7 +76,8 @@ type OptimizeStats struct {
 //     the current snapshot's properties that start with
 //     [CarryForwardPrefix]. Rows and their contents are unchanged.
 //  2. Expiry: snapshots older than o.ExpireOlderThan beyond the newest
-//     o.RetainLast are removed, with the files only they referenced.
+//     o.RetainLast are removed, with the files only they referenced, except
+//     those a streaming reader still needs (see [Store.SetReader]).
 //  3. Orphan removal, as [Table.RemoveOrphans] with o.OrphanOlderThan.
 //
 // Compaction and expiry commit on top of the handle's state. If a writer
@@ -156,9 +157,18 @@ func (t *Table) Optimize(ctx context.Context, o OptimizeOptions) (OptimizeStats,
 // another writer's commit silently would defeat the fencing Append relies on.
 func (t *Table) expire(ctx context.Context, o OptimizeOptions) (int, error) {
 	before := len(t.tbl.Metadata().Snapshots())
+	olderThan := o.ExpireOlderThan
+	// Keep what streaming readers have not read yet.
+	oldest, err := t.store.oldestReader(ctx, t.name)
+	if err != nil {
+		return 0, err
+	}
+	if !oldest.IsZero() {
+		olderThan = max(olderThan, time.Since(oldest)+readerMargin)
+	}
 	txn := t.tbl.NewTransaction()
 	if err := txn.ExpireSnapshots(
-		ictable.WithOlderThan(o.ExpireOlderThan),
+		ictable.WithOlderThan(olderThan),
 		ictable.WithRetainLast(o.RetainLast),
 		ictable.WithPostCommit(true),
 	); err != nil {

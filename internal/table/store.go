@@ -74,6 +74,7 @@ func (o *Options) Validate() error {
 // warehouse: commits are serialised by the catalog, and a stale writer gets
 // [ErrConflict]. The [Table] handles it returns are not goroutine-safe.
 type Store struct {
+	db        *sql.DB
 	cat       *sqlcat.Catalog
 	warehouse string
 	logger    *slog.Logger
@@ -105,7 +106,10 @@ func Open(ctx context.Context, opts Options, logger *slog.Logger) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("table: opening iceberg sql catalog: %w", err)
 	}
-	return &Store{cat: cat, warehouse: wh, logger: logger}, nil
+	if _, err := opts.DB.ExecContext(ctx, readersDDL); err != nil {
+		return nil, fmt.Errorf("table: creating the readers table: %w", err)
+	}
+	return &Store{db: opts.DB, cat: cat, warehouse: wh, logger: logger}, nil
 }
 
 // Close releases the catalog's resources. It does not close Options.DB.
