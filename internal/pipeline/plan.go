@@ -260,13 +260,29 @@ func fieldNames(sc *arrow.Schema) []string {
 	return out
 }
 
-// nullable returns sc with every field nullable, as tables store them.
+// nullable returns sc as a table stores it: every field nullable, nested
+// ones included, and list elements named "element" (Iceberg's optional
+// fields read back this way).
 func nullable(sc *arrow.Schema) *arrow.Schema {
 	fields := sc.Fields()
 	for i := range fields {
-		fields[i].Nullable = true
+		fields[i] = arrow.Field{Name: fields[i].Name, Type: nullableType(fields[i].Type), Nullable: true}
 	}
 	return arrow.NewSchema(fields, nil)
+}
+
+func nullableType(t arrow.DataType) arrow.DataType {
+	switch t := t.(type) {
+	case *arrow.StructType:
+		fields := make([]arrow.Field, t.NumFields())
+		for i, f := range t.Fields() {
+			fields[i] = arrow.Field{Name: f.Name, Type: nullableType(f.Type), Nullable: true}
+		}
+		return arrow.StructOf(fields...)
+	case *arrow.ListType:
+		return arrow.ListOfField(arrow.Field{Name: "element", Type: nullableType(t.Elem()), Nullable: true})
+	}
+	return t
 }
 
 // ---- queries

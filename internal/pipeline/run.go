@@ -125,7 +125,9 @@ type flow struct {
 	d     *Dataset
 	out   *table.Table
 	chain *chain // nil until restored; dropped after a failure
-	batch int64
+	// lastStart is when the previous micro-batch started, for
+	// inputRowsPerSecond.
+	lastStart time.Time
 }
 
 // RoundResult says what a round did.
@@ -367,7 +369,13 @@ func (r *Runner) readFiles(x *execCtx, t *table.Table, ch table.Changes, src *sc
 	defer rdr.Release()
 	for rdr.Next() {
 		b := rdr.RecordBatch()
-		// The plan's schema may differ in nullability only.
+		// The plan's schema is the table's, up to field nullability.
+		for i, c := range b.Columns() {
+			if !arrow.TypeEqual(c.DataType(), src.sc.Field(i).Type) {
+				return fmt.Errorf("%w: column %s of %s is %s in the table but %s in the plan: recompile the pipeline (run it again)",
+					ErrInvalid, src.sc.Field(i).Name, src.key, c.DataType(), src.sc.Field(i).Type)
+			}
+		}
 		rec := array.NewRecordBatch(src.sc, b.Columns(), b.NumRows())
 		err := fn(rec)
 		rec.Release()
@@ -537,6 +545,13 @@ func (r *Runner) microBatch(ctx context.Context, f *flow, in *table.Table, ch ta
 	if secs := end.Sub(start).Seconds(); secs > 0 {
 		p.ProcessedRowsPerSecond = float64(numIn) / secs
 	}
+	// As Spark: the rate at which rows arrived since the previous batch.
+	if !f.lastStart.IsZero() {
+		if secs := start.Sub(f.lastStart).Seconds(); secs > 0 {
+			p.InputRowsPerSecond = float64(numIn) / secs
+		}
+	}
+	f.lastStart = start
 	if f.chain.agg != nil {
 		p.StateRows, p.StateBytes = st.StateRows, st.StateBytes
 		p.DroppedByWatermark = st.DroppedLate - late0
