@@ -47,11 +47,16 @@ type eventLog struct {
 	t       *table.Table // nil until the first flush creates it
 	seq     int64        // last assigned
 	pending []Event
+	flushes int
 	recent  []Event // the last maxRecent events, flushed or not
 	changed chan struct{}
 }
 
 const maxRecent = 2000
+
+// maintainEventLogEvery is how many appends to the event log table pass
+// between two maintenance runs (compaction, snapshot expiry).
+const maintainEventLogEvery = 200
 
 func openEventLog(ctx context.Context, store *table.Store, pipeline ident.Name) (*eventLog, error) {
 	l := &eventLog{pipeline: pipeline, store: store, changed: make(chan struct{})}
@@ -119,6 +124,12 @@ func (l *eventLog) flush(ctx context.Context) error {
 		return fmt.Errorf("appending to the event log: %w", err)
 	}
 	l.pending = l.pending[:0]
+	if l.flushes++; l.flushes%maintainEventLogEvery == 0 {
+		if _, err := l.store.Optimize(ctx, EventLogTable(l.pipeline), table.OptimizeOptions{}); err != nil {
+			return fmt.Errorf("maintaining the event log: %w", err)
+		}
+		return l.t.Refresh(ctx)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -281,5 +282,42 @@ WHERE`, "line 2, column 6"},
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s\n  got  %v\n  want …%s…", tc.sql, err, tc.want)
 		}
+	}
+}
+
+// TestMaintenance checks that a pipeline compacts its tables as it goes
+// and keeps producing the same rows, with a downstream streaming table
+// reading across the compactions.
+func TestMaintenance(t *testing.T) {
+	e := newEnv(t)
+	src := e.create("main.demo.orders_ingestion", ordersSchema)
+	g := e.compile("main.demo.p", `
+CREATE STREAMING TABLE a AS SELECT value.order_id AS id FROM STREAM(orders_ingestion);
+CREATE STREAMING TABLE b AS SELECT id FROM STREAM(a) WHERE id != 'o3';`)
+	var events []Event
+	r := NewRunner(e.name("main.demo.p"), g, e.store, RunOptions{MaintainEvery: 2}, func(ev Event) { events = append(events, ev) })
+	defer r.Close()
+	var want []string
+	for i := range 7 {
+		id := fmt.Sprintf("o%d", i)
+		e.appendOrders(src, order{id, "c", "x", 1, at(i, 0)})
+		if _, err := r.Round(e.ctx, nil); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if id != "o3" {
+			want = append(want, fmt.Sprintf(`{"id":%q}`, id))
+		}
+	}
+	if got := e.rows("main.demo.b"); !slices.Equal(got, want) {
+		t.Fatalf("b after maintenance: %v, want %v", got, want)
+	}
+	n := 0
+	for _, ev := range events {
+		if ev.Type == "maintenance" {
+			n++
+		}
+	}
+	if n < 4 {
+		t.Fatalf("%d maintenance events, want one every 2 commits of each table", n)
 	}
 }

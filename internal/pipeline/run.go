@@ -27,13 +27,19 @@ import (
 const (
 	propPipeline = "sluice.pipeline"         // the pipeline that wrote the table
 	propSources  = "sluice.pipeline.sources" // JSON: source table -> snapshot read up to
-	propState    = "sluice.pipeline.state"   // the aggregation state file, relative to stateDir
+	propState    = "sluice.pipeline.state"   // the aggregation state file, in stateDir
 	propBatch    = "sluice.pipeline.batch"   // the dataset's micro-batch number
 )
 
-// stateDir is where a table's aggregation state files live, under its
-// location. Each commit references one; older ones are deleted.
-const stateDir = "_sluice_state"
+// stateDir returns the directory of a table's aggregation state files:
+// beside the table's directory, not in it, where orphan-file removal would
+// delete them ("…/main/demo/.sluice-state/product_revenue_5m"; a dot never
+// starts a table name). Each commit references one file; older ones are
+// deleted.
+func stateDir(t *table.Table) string {
+	loc := t.Location()
+	return filepath.Join(filepath.Dir(loc), ".sluice-state", filepath.Base(loc))
+}
 
 // RunOptions configures a [Runner].
 type RunOptions struct {
@@ -46,6 +52,10 @@ type RunOptions struct {
 	Mem memory.Allocator
 	// Now is the clock (current_timestamp() and event times). Default time.Now.
 	Now func() time.Time
+	// MaintainEvery runs table maintenance (compaction, snapshot expiry,
+	// orphan removal: table.Store.Optimize) on a dataset's table after
+	// every MaintainEvery commits. Default 200.
+	MaintainEvery int
 }
 
 // EnsureDefaults fills in the documented defaults.
@@ -61,6 +71,9 @@ func (o *RunOptions) EnsureDefaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MaintainEvery <= 0 {
+		o.MaintainEvery = 200
 	}
 }
 
@@ -128,6 +141,25 @@ type flow struct {
 	// lastStart is when the previous micro-batch started, for
 	// inputRowsPerSecond.
 	lastStart time.Time
+	commits   int // since the flow started, for maintenance
+}
+
+// committed counts a commit of f's table and maintains the table every
+// MaintainEvery commits. The flow is the table's only writer, so its
+// handle is simply refreshed afterwards.
+func (r *Runner) committed(ctx context.Context, f *flow) error {
+	f.commits++
+	if f.commits%r.opts.MaintainEvery != 0 {
+		return nil
+	}
+	st, err := r.store.Optimize(ctx, f.d.Name, table.OptimizeOptions{})
+	if err != nil {
+		return fmt.Errorf("maintaining %s: %w", f.d.Key(), err)
+	}
+	details, _ := json.Marshal(st)
+	r.emit(Event{Type: "maintenance", Dataset: f.d.Key(), Details: details,
+		Message: fmt.Sprintf("%s compacted: %d data files → %d, %d snapshots expired", f.d.Key(), st.FilesBefore, st.FilesAfter, st.SnapshotsExpired)})
+	return f.out.Refresh(ctx)
 }
 
 // RoundResult says what a round did.
@@ -235,8 +267,12 @@ func (r *Runner) openTable(ctx context.Context, d *Dataset, fullRefresh bool) (*
 		if v := strings.ToLower(t.Properties()[propResetAllowed]); v == "false" {
 			return nil, fmt.Errorf("%w: %s has %s = false: it cannot be fully refreshed (remove the property to allow it)", ErrInvalid, d.Name, propResetAllowed)
 		}
+		sdir := stateDir(t)
 		if err := r.store.Drop(ctx, d.Name); err != nil {
 			return nil, fmt.Errorf("full refresh of %s: %w", d.Name, err)
+		}
+		if err := os.RemoveAll(sdir); err != nil {
+			return nil, fmt.Errorf("full refresh of %s: clearing its state: %w", d.Name, err)
 		}
 		r.emit(Event{Type: "full_refresh", Dataset: d.Key(), Message: fmt.Sprintf("%s was truncated and its checkpoint cleared", d.Key())})
 		return r.createTable(ctx, d)
@@ -433,7 +469,7 @@ func (r *Runner) microBatch(ctx context.Context, f *flow, in *table.Table, ch ta
 			return err
 		}
 		if c.agg != nil && cp.state != "" {
-			data, err := os.ReadFile(filepath.Join(f.out.Location(), stateDir, cp.state))
+			data, err := os.ReadFile(filepath.Join(stateDir(f.out), cp.state))
 			if err != nil {
 				return fmt.Errorf("restoring the state of %s: %w", f.d.Key(), err)
 			}
@@ -503,7 +539,7 @@ func (r *Runner) microBatch(ctx context.Context, f *flow, in *table.Table, ch ta
 			return fmt.Errorf("checkpointing the state of %s: %w", f.d.Key(), err)
 		}
 		next.state = fmt.Sprintf("%020d-%d.bin", next.batch, time.Now().UnixNano())
-		dir := filepath.Join(f.out.Location(), stateDir)
+		dir := stateDir(f.out)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
@@ -519,12 +555,15 @@ func (r *Runner) microBatch(ctx context.Context, f *flow, in *table.Table, ch ta
 	if err := r.write(ctx, f, out, props); err != nil {
 		return err
 	}
+	if err := r.committed(ctx, f); err != nil {
+		return err
+	}
 	// Keep the source's history from this position until the next batch.
 	if err := r.store.SetReader(ctx, f.d.plan.source.name, readerName(r.name, f.d), ch.To, ch.ToTime); err != nil {
 		return err
 	}
 	if cp.state != "" && cp.state != next.state {
-		os.Remove(filepath.Join(f.out.Location(), stateDir, cp.state))
+		os.Remove(filepath.Join(stateDir(f.out), cp.state))
 	}
 	*cp = next
 	end := time.Now()
@@ -701,6 +740,9 @@ func (r *Runner) refresh(ctx context.Context, f *flow) (int, int64, error) {
 	props := map[string]string{propPipeline: r.name.String(), propSources: string(srcJSON), propBatch: fmt.Sprint(batch)}
 	if err := f.out.Overwrite(ctx, out, props); err != nil {
 		return 0, 0, fmt.Errorf("committing the refresh of %s: %w", f.d.Key(), err)
+	}
+	if err := r.committed(ctx, f); err != nil {
+		return 0, 0, err
 	}
 	var numOut int64
 	for _, b := range out {
