@@ -209,6 +209,7 @@ func printStream(w io.Writer, s server.StreamInfo) {
 	if st.LastError != "" {
 		rows = append(rows, [2]string{"last error", st.LastError + " (" + st.LastErrorAt.Format(time.RFC3339) + ")"})
 	}
+	rows = append(rows, backfillRows(s)...)
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
 	}

@@ -40,7 +40,7 @@ type env struct {
 func testOptions() Options {
 	return Options{DiscoveryInterval: 200 * time.Millisecond, FetchMaxWait: 100 * time.Millisecond,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, ConnectTimeout: 3 * time.Second,
-		MaintainEvery: 5}
+		MaintainEvery: 5, BackfillCheckInterval: 50 * time.Millisecond}
 }
 
 func newEnv(t *testing.T) *env {

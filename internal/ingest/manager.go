@@ -83,6 +83,15 @@ type Options struct {
 	// long-running stream keeps bounded metadata without anyone running
 	// `sluice table optimize`. Default 200; negative disables.
 	MaintainEvery int
+	// BackfillCheckInterval is how often a stream with a backfill source
+	// compares the backfill's latest timestamp with the ingestion table's
+	// earliest (re-reading the source each time). The checker never sleeps
+	// past the backfill deadline, so the deadline is met on time whatever
+	// the interval. Default 10s.
+	BackfillCheckInterval time.Duration
+	// TempDir holds the spill files of backfill merges. Default: "tmp"
+	// beside the table store's warehouse (in the data directory).
+	TempDir string
 }
 
 // EnsureDefaults fills in defaults.
@@ -105,6 +114,9 @@ func (o *Options) EnsureDefaults() {
 	if o.MaintainEvery == 0 {
 		o.MaintainEvery = 200
 	}
+	if o.BackfillCheckInterval <= 0 {
+		o.BackfillCheckInterval = 10 * time.Second
+	}
 }
 
 // Manager creates, runs, reports on and deletes streams. It is safe for
@@ -123,6 +135,7 @@ type Manager struct {
 
 type handle struct {
 	r      *runner
+	b      *backfiller // nil without a backfill source
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -215,10 +228,19 @@ func (m *Manager) startRunner(spec *stream.Spec, s catalog.Stream) error {
 	}
 	ctx, cancel := context.WithCancel(m.ctx)
 	h := &handle{r: r, cancel: cancel, done: make(chan struct{})}
+	if spec.Ingestion.BackfillSource != nil {
+		h.b = newBackfiller(m, spec, s.CreatedAt)
+		h.b.restore(m.ctx)
+	}
 	m.runners[spec.Name] = h
 	go func() {
 		defer close(h.done)
+		var wg sync.WaitGroup
+		if h.b != nil {
+			wg.Go(func() { h.b.run(ctx) })
+		}
 		r.run(ctx)
+		wg.Wait()
 	}()
 	return nil
 }
@@ -271,6 +293,10 @@ func (m *Manager) Create(ctx context.Context, spec *stream.Spec, owner string) (
 		default:
 			return catalog.Stream{}, fieldErr(ErrExists, "ingestion.destination", "table %s already exists; choose another destination", n)
 		}
+	}
+
+	if err := m.checkBackfill(ctx, spec, IngestionSchema(key, value)); err != nil {
+		return catalog.Stream{}, err
 	}
 
 	start, err := m.startOffsets(ctx, spec)
@@ -388,7 +414,12 @@ func (m *Manager) Status(ctx context.Context, name string) (Status, error) {
 	h := m.runners[name]
 	m.mu.Unlock()
 	if h != nil {
-		return h.r.status.get(), nil
+		st := h.r.status.get()
+		if h.b != nil {
+			bs := h.b.status()
+			st.Backfill = &bs
+		}
+		return st, nil
 	}
 	s, err := m.cat.GetStream(ctx, name)
 	if err != nil {
@@ -397,6 +428,9 @@ func (m *Manager) Status(ctx context.Context, name string) (Status, error) {
 	var st Status
 	if err := json.Unmarshal(s.Status, &st); err != nil {
 		return Status{}, fmt.Errorf("stream %s: stored status is unreadable: %w", name, err)
+	}
+	if spec, err := parseStored(s); err == nil {
+		st.Backfill = m.storedBackfill(ctx, spec, s.CreatedAt)
 	}
 	return st, nil
 }

@@ -285,10 +285,13 @@ func (r *runner) discover(ctx context.Context, cl *kgo.Client, adm *kadm.Client,
 }
 
 // appendFenced appends rec to t with props, retrying on a commit conflict
-// as long as the table still records expect as its offsets.
+// as long as the table still records expect as its offsets. Each attempt
+// also carries forward the sluice.* properties of the snapshot it commits
+// on top of (such as [PropBackfill]) that props does not set, so the
+// current snapshot always holds them.
 func appendFenced(ctx context.Context, t *table.Table, rec arrow.RecordBatch, props map[string]string, expect kafka.Offsets) error {
 	for attempt := 0; ; attempt++ {
-		err := t.Append(ctx, []arrow.RecordBatch{rec}, props)
+		err := t.Append(ctx, []arrow.RecordBatch{rec}, withCarried(t.SnapshotProperties(), props))
 		if err == nil {
 			return nil
 		}

@@ -33,6 +33,10 @@ type Status struct {
 	LastCommitAt time.Time `json:"last_commit_at,omitzero"`
 	SnapshotID   int64     `json:"snapshot_id,omitempty"`
 	UpdatedAt    time.Time `json:"updated_at,omitzero"`
+	// Backfill is the state of the backfill merge; nil for a stream
+	// without backfill_source. The Manager fills it in; the runner's own
+	// status never holds it.
+	Backfill *BackfillStatus `json:"backfill,omitempty"`
 }
 
 // statusBox is a Status shared between a runner and readers.

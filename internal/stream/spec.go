@@ -97,6 +97,20 @@ type Ingestion struct {
 	// CommitMaxRecords commits as soon as a batch holds this many records.
 	// Default 200000.
 	CommitMaxRecords int `yaml:"commit_max_records,omitempty" json:"commit_max_records,omitempty"`
+	// BackfillSource is where history comes from (a table, or Parquet
+	// files); nil means no backfill. See [BackfillSource].
+	BackfillSource *BackfillSource `yaml:"backfill_source,omitempty" json:"backfill_source,omitempty"`
+	// DeduplicationColumns are the dot paths ("value.transaction_id",
+	// "kafka_offset") whose values identify a record when backfill rows are
+	// merged; empty means (key, value, stream_record_timestamp).
+	DeduplicationColumns []string `yaml:"deduplication_columns,omitempty" json:"deduplication_columns,omitempty"`
+	// BackfillOverlap is how far the backfill's latest timestamp must
+	// reach past the ingestion table's earliest stream timestamp before
+	// the merge runs. Default 1h (with a backfill source).
+	BackfillOverlap Duration `yaml:"backfill_overlap,omitempty" json:"backfill_overlap,omitempty"`
+	// BackfillDeadline is how long after the stream's creation the merge
+	// runs even without that overlap. Default 48h (with a backfill source).
+	BackfillDeadline Duration `yaml:"backfill_deadline,omitempty" json:"backfill_deadline,omitempty"`
 }
 
 // Defaults for Ingestion.
@@ -113,6 +127,7 @@ func (s *Spec) EnsureDefaults() {
 	if s.Ingestion.CommitMaxRecords == 0 {
 		s.Ingestion.CommitMaxRecords = DefaultCommitMaxRecords
 	}
+	s.Ingestion.ensureBackfillDefaults()
 }
 
 // FieldError is a problem with one field of the spec. Field is the dotted
@@ -208,7 +223,7 @@ func (s *Spec) Validate() error {
 	if s.Ingestion.CommitMaxRecords < 0 || s.Ingestion.CommitMaxRecords > 10_000_000 {
 		return fieldErr("ingestion.commit_max_records", "must be between 1 and 10000000, got %d", s.Ingestion.CommitMaxRecords)
 	}
-	return nil
+	return s.Ingestion.validateBackfill()
 }
 
 // EmbeddedBroker, as connection.bootstrap_servers, names the broker that

@@ -160,13 +160,13 @@ func TestFunctionsByType(t *testing.T) {
 		vals []any
 		want string // min max first last cd [sum]
 	}{
-		"float64": {f64, []any{2.5, nil, -1.0, nan, 2.5}, "min=-1 max=NaN first=2.5 last=2.5 cd=3 sum=NaN avg=NaN"},
+		"float64":        {f64, []any{2.5, nil, -1.0, nan, 2.5}, "min=-1 max=NaN first=2.5 last=2.5 cd=3 sum=NaN avg=NaN"},
 		"float64 no nan": {f64, []any{2.5, math.Copysign(0, -1), 0.0}, "min=-0 max=2.5 first=2.5 last=0 cd=2 sum=2.5 avg=0.8333333333333334"},
-		"int32":   {i32, []any{5, -7, nil, 5}, "min=-7 max=5 first=5 last=5 cd=2 sum=3 avg=1"},
-		"string":  {str, []any{"b", "", nil, "ab", "b"}, "min= max=b first=b last=b cd=3"},
-		"bool":    {boo, []any{true, nil, false}, "min=false max=true first=true last=false cd=2"},
-		"ts":      {tsMS, []any{3000, 1000, nil}, "min=1970-01-01T00:00:01 max=1970-01-01T00:00:03 first=1970-01-01T00:00:03 last=null cd=2"},
-		"date32":  {d32, []any{nil, 10, 3}, "min=1970-01-04 max=1970-01-11 first=null last=1970-01-04 cd=2"},
+		"int32":          {i32, []any{5, -7, nil, 5}, "min=-7 max=5 first=5 last=5 cd=2 sum=3 avg=1"},
+		"string":         {str, []any{"b", "", nil, "ab", "b"}, "min= max=b first=b last=b cd=3"},
+		"bool":           {boo, []any{true, nil, false}, "min=false max=true first=true last=false cd=2"},
+		"ts":             {tsMS, []any{3000, 1000, nil}, "min=1970-01-01T00:00:01 max=1970-01-01T00:00:03 first=1970-01-01T00:00:03 last=null cd=2"},
+		"date32":         {d32, []any{nil, 10, 3}, "min=1970-01-04 max=1970-01-11 first=null last=1970-01-04 cd=2"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -230,7 +230,7 @@ func TestSliding(t *testing.T) {
 	}
 	batch(7, 12)
 	eq(t, h.flush(), []string{"window=[0,10) k=1 n=1"}) // watermark 12
-	batch(3, 11, 9) // 3: every window closed (late); 9: [0,10) closed, [5,15) open
+	batch(3, 11, 9)                                     // 3: every window closed (late); 9: [0,10) closed, [5,15) open
 	eq(t, h.flush(), nil)
 	if s := h.a.Stats(); s.DroppedLate != 1 {
 		t.Fatalf("dropped %d", s.DroppedLate)

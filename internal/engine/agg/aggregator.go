@@ -49,7 +49,7 @@ type Aggregator struct {
 	kidx      keyIndex
 	kref      []int32 // by key id: number of slots with the key; 0 when free
 	kfree     []int32
-	slotKid   []int32 // by slot: key id
+	slotKid   []int32           // by slot: key id
 	wins      map[int64]*window // by start
 	winPool   []*window
 	global    *window // NoWindow
@@ -75,8 +75,8 @@ type Aggregator struct {
 	droppedNull int64
 
 	// scratch
-	bk    batchKeys
-	tsBuf []int64
+	bk      batchKeys
+	tsBuf   []int64
 	rows    []int32
 	slots   []int32
 	intEnts []intEnt

@@ -107,6 +107,7 @@ func benchAgg(b *testing.B, cfg Config, strKey bool) {
 	var ms0, ms1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms0)
+	cpu0 := cpuNanos()
 	b.ResetTimer()
 	var out int64
 	for i := 0; i < b.N; i++ {
@@ -136,9 +137,11 @@ func benchAgg(b *testing.B, cfg Config, strKey bool) {
 		}
 	}
 	b.StopTimer()
+	cpu1 := cpuNanos()
 	runtime.ReadMemStats(&ms1)
 	total := float64(b.N) * events
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/total, "ns/event")
+	b.ReportMetric(float64(cpu1-cpu0)/total, "cpu-ns/event")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/total, "allocs/event")
 	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/total, "B/event")
 	b.ReportMetric(float64(out)/float64(b.N), "rows/op")

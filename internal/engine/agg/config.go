@@ -13,7 +13,7 @@ import (
 // mistyped slide cannot make every row fan out into millions of windows.
 const maxWindowsPerRow = 10000
 
-// windowType is the type of the output window column's fields.
+// windowTimeType is the type of the output window column's fields.
 var windowTimeType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }

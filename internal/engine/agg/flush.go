@@ -132,7 +132,8 @@ type strEnt struct {
 	g          int32
 }
 
-// sortSlots sorts slots in output order (as cmpSlots), gathering the sort
+// sortSlots sorts slots in output order (window start, window end, key
+// with nulls first), gathering the sort
 // keys into contiguous entries first: comparing through the slot slices
 // costs a cache miss per access once state outgrows the caches.
 func (a *Aggregator) sortSlots(slots []int32) {
@@ -188,35 +189,6 @@ func (a *Aggregator) sortSlots(slots []int32) {
 		slots[i] = ents[i].g
 		ents[i].key = "" // do not pin freed keys
 	}
-}
-
-// cmpSlots orders groups by window start, window end, then key.
-func (a *Aggregator) cmpSlots(x, y int32) int {
-	if c := cmp.Compare(a.start[x], a.start[y]); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.end[x], a.end[y]); c != 0 {
-		return c
-	}
-	switch a.kind {
-	case keyInt:
-		if a.keyNull[x] != a.keyNull[y] {
-			if a.keyNull[x] {
-				return -1
-			}
-			return 1
-		}
-		return cmp.Compare(a.keyI64[x], a.keyI64[y])
-	case keyStr:
-		if a.keyNull[x] != a.keyNull[y] {
-			if a.keyNull[x] {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.keyStr[x], a.keyStr[y])
-	}
-	return strings.Compare(a.keyStr[x], a.keyStr[y])
 }
 
 // build makes the output batch for slots, in that order.

@@ -72,13 +72,6 @@ func newKeyIndex() keyIndex {
 	return keyIndex{ints: map[int64]int32{}, strs: map[string]int32{}, null: -1}
 }
 
-func (x *keyIndex) clear() {
-	clear(x.ints)
-	clear(x.strs)
-	x.null = -1
-	x.n = 0
-}
-
 // batchKeys is one Add call's key columns, prepared for lookups.
 type batchKeys struct {
 	kind  keyKind

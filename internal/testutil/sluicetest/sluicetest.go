@@ -115,6 +115,20 @@ type Status struct {
 	RowsQuarantined int64                      `json:"rows_quarantined"`
 	Offsets         map[string]map[int32]int64 `json:"offsets"`
 	LastCommitAt    time.Time                  `json:"last_commit_at"`
+	Backfill        *Backfill                  `json:"backfill"`
+}
+
+// Backfill is a stream's backfill state as the API reports it
+// (ingest.BackfillStatus).
+type Backfill struct {
+	State             string    `json:"state"`
+	BackfillMax       time.Time `json:"backfill_max_timestamp"`
+	IngestionMin      time.Time `json:"ingestion_min_timestamp"`
+	Deadline          time.Time `json:"deadline"`
+	Trigger           string    `json:"trigger"`
+	RowsInserted      int64     `json:"rows_inserted"`
+	DuplicatesSkipped int64     `json:"duplicates_skipped"`
+	Error             string    `json:"error"`
 }
 
 // Table is the part of GET /api/v1/tables/{name} tests look at.
