@@ -16,7 +16,65 @@
 // Aggregate functions (count, sum, ...) and window(...)/session_window(...)
 // are not scalar: the planner (internal/pipeline) rewrites them to column
 // references before binding, and Bind rejects them elsewhere with a clear
-// error.
+// error. [IsAggregate] tells the planner which names those are.
+//
+// # Types
+//
+// Operators and functions compute in a few canonical Arrow types, and a read
+// of a column or struct field widens what it finds to them:
+//
+//	SQL type                      Arrow type                     read from
+//	BOOLEAN                       bool
+//	BIGINT (TINYINT SMALLINT INT) int64                          int8..int32, uint8..uint64
+//	DOUBLE (FLOAT, DECIMAL)       float64                        float16, float32, decimal
+//	STRING                        string                         large_string, string_view
+//	BINARY                        binary                         large_binary, binary_view, fixed_size_binary
+//	TIMESTAMP (TIMESTAMP_NTZ)     timestamp[us, UTC]             timestamp of any unit and zone
+//	DATE                          date32                         date64
+//	INTERVAL                      duration[us]; month_day_nano   duration of any unit
+//	ARRAY, MAP, STRUCT            list, map, struct
+//
+// DECIMAL maps to float64: there is no decimal arithmetic. CAST(x AS INT)
+// (and the other narrow types, and from_json schemas) produce the narrow
+// Arrow type, which operators widen again. The session time zone is UTC.
+// Integer literals are BIGINT; decimal and exponent literals DOUBLE; NULL
+// takes the type its context needs. Spark's non-ANSI semantics apply:
+// integer arithmetic wraps, / is always DOUBLE, division and remainder by
+// zero are NULL, and a CAST of text that does not convert is NULL.
+//
+// # Functions
+//
+// Conditional: coalesce nvl ifnull nvl2 if iff nullif greatest least.
+// Strings: concat concat_ws lower lcase upper ucase length char_length
+// character_length len trim ltrim rtrim substring substr replace split
+// reverse instr startswith endswith contains lpad rpad regexp_extract
+// regexp_replace. Numbers: abs round floor ceil ceiling sqrt pow power exp
+// ln log10 log2 sign signum rand random. Dates and times:
+// current_timestamp now localtimestamp current_date curdate to_timestamp
+// to_date date_trunc date_format year quarter month day dayofmonth
+// dayofyear hour minute second dayofweek weekday weekofyear unix_timestamp
+// from_unixtime timestamp_seconds timestamp_millis timestamp_micros
+// unix_seconds unix_millis unix_micros date_add dateadd date_sub datediff.
+// JSON: from_json to_json get_json_object json_extract. Nested: array size
+// cardinality array_contains element_at struct named_struct. Hashes: md5
+// sha1 sha sha2 hash. docs/sql-functions.md describes each with an example
+// (a test runs them all).
+//
+// # Evaluation
+//
+// Eval is vectorised: each operator makes one pass over whole arrays and
+// writes into buffers it allocates from Ctx.Mem; comparisons and arithmetic
+// of a column with a constant, and AND/OR/NOT/IS, work on raw value slices
+// and bitmaps, without per-row calls or allocations. Functions without a
+// vector kernel run a Go loop per row into preallocated buffers. An Expr is
+// immutable after Bind and safe for concurrent Eval calls.
+//
+// # Files
+//
+// bind.go and scope.go resolve names and types; nodes.go, eval_*.go,
+// cast.go and like.go are the operators; funcs*.go the functions;
+// time.go timestamp parsing and formatting, Spark datetime patterns and
+// intervals; filter.go [Filter]; format.go [FormatValue].
 package expr
 
 import (

@@ -93,29 +93,46 @@ func selectedBits(mask arrow.Array) []byte {
 	return out
 }
 
-// gather returns the rows idx of a, or nil if a's type is not flat.
+// gather returns the rows idx of a; a negative index yields a null. Flat
+// types are copied here, structs, lists and maps recursively; other types
+// return nil.
 func gather(mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, error) {
 	n := len(idx)
+	if a.Len() == 0 { // every index is negative
+		return nullArray(mem, a.DataType(), n), nil
+	}
 	var vb *memory.Buffer
-	if bm, off := validity(a); bm != nil {
+	bm, off := validity(a)
+	hasNeg := false
+	for _, j := range idx {
+		if j < 0 {
+			hasNeg = true
+			break
+		}
+	}
+	if bm != nil || hasNeg {
 		var vbs []byte
 		vb, vbs = newBitmap(mem, n)
 		for i, j := range idx {
-			if bitutil.BitIsSet(bm, off+int(j)) {
+			if j >= 0 && (bm == nil || bitutil.BitIsSet(bm, off+int(j))) {
 				bitutil.SetBit(vbs, i)
 			}
 		}
 	}
+	at := func(j int32) int32 { return max(j, 0) }
 	t := a.DataType()
 	switch t.ID() {
 	case arrow.NULL:
+		if vb != nil {
+			vb.Release()
+		}
 		return array.NewNull(n), nil
 	case arrow.BOOL:
 		db, out := newBitmap(mem, n)
 		d := a.Data()
 		src, off := d.Buffers()[1].Bytes(), d.Offset()
 		for i, j := range idx {
-			if bitutil.BitIsSet(src, off+int(j)) {
+			if j >= 0 && bitutil.BitIsSet(src, off+int(j)) {
 				bitutil.SetBit(out, i)
 			}
 		}
@@ -129,7 +146,9 @@ func gather(mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, erro
 		}
 		size := 0
 		for _, j := range idx {
-			size += int(offs[j+1] - offs[j])
+			if j >= 0 {
+				size += int(offs[j+1] - offs[j])
+			}
 		}
 		ob, os := allocI32(mem, n+1)
 		db := newBuf(mem, size)
@@ -137,10 +156,57 @@ func gather(mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, erro
 		pos := int32(0)
 		for i, j := range idx {
 			os[i] = pos
-			pos += int32(copy(dst[pos:], data[offs[j]:offs[j+1]]))
+			if j >= 0 {
+				pos += int32(copy(dst[pos:], data[offs[j]:offs[j+1]]))
+			}
 		}
 		os[n] = pos
 		return makeArray(t, n, vb, ob, db), nil
+	case arrow.STRUCT:
+		st := a.(*array.Struct)
+		children := make([]arrow.ArrayData, st.NumField())
+		for k := range children {
+			c, err := gather(mem, st.Field(k), idx)
+			if err != nil || c == nil {
+				releaseData(children)
+				if vb != nil {
+					vb.Release()
+				}
+				return nil, err
+			}
+			children[k] = c.Data()
+			children[k].Retain()
+			c.Release()
+		}
+		return nestedArray(t, n, vb, nil, children), nil
+	case arrow.LIST, arrow.MAP:
+		d := a.Data()
+		offs := arrow.Int32Traits.CastFromBytes(d.Buffers()[1].Bytes())[d.Offset():]
+		ob, os := allocI32(mem, n+1)
+		var cidx []int32
+		for i, j := range idx {
+			os[i] = int32(len(cidx))
+			if j >= 0 && (bm == nil || bitutil.BitIsSet(bm, off+int(j))) {
+				for k := offs[j]; k < offs[j+1]; k++ {
+					cidx = append(cidx, k)
+				}
+			}
+		}
+		os[n] = int32(len(cidx))
+		child := array.MakeFromData(d.Children()[0])
+		defer child.Release()
+		c, err := gather(mem, child, cidx)
+		if err != nil || c == nil {
+			ob.Release()
+			if vb != nil {
+				vb.Release()
+			}
+			return nil, err
+		}
+		cd := c.Data()
+		cd.Retain()
+		c.Release()
+		return nestedArray(t, n, vb, ob, []arrow.ArrayData{cd}), nil
 	}
 	fw, ok := t.(arrow.FixedWidthDataType)
 	if !ok || len(a.Data().Buffers()) != 2 || fw.BitWidth()%8 != 0 {
@@ -154,14 +220,14 @@ func gather(mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, erro
 		db, out := allocI64(mem, n)
 		src := i64s(a)
 		for i, j := range idx {
-			out[i] = src[j]
+			out[i] = src[at(j)]
 		}
 		return makeArray(t, n, vb, db), nil
 	case 32:
 		db, out := allocI32(mem, n)
 		src := i32s(a)
 		for i, j := range idx {
-			out[i] = src[j]
+			out[i] = src[at(j)]
 		}
 		return makeArray(t, n, vb, db), nil
 	}
@@ -171,7 +237,39 @@ func gather(mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, erro
 	db := newBuf(mem, n*w)
 	dst := db.Bytes()
 	for i, j := range idx {
+		j = at(j)
 		copy(dst[i*w:(i+1)*w], src[int(j)*w:(int(j)+1)*w])
 	}
 	return makeArray(t, n, vb, db), nil
+}
+
+// nestedArray assembles a struct (offsets nil) or list/map array, taking
+// over the references to vb, offsets and children.
+func nestedArray(t arrow.DataType, n int, vb, offsets *memory.Buffer, children []arrow.ArrayData) arrow.Array {
+	nulls := 0
+	if vb != nil {
+		nulls = array.UnknownNullCount
+	}
+	bufs := []*memory.Buffer{vb}
+	if offsets != nil {
+		bufs = append(bufs, offsets)
+	}
+	d := array.NewData(t, n, bufs, children, nulls, 0)
+	out := array.MakeFromData(d)
+	d.Release()
+	for _, b := range bufs {
+		if b != nil {
+			b.Release()
+		}
+	}
+	releaseData(children)
+	return out
+}
+
+func releaseData(ds []arrow.ArrayData) {
+	for _, d := range ds {
+		if d != nil {
+			d.Release()
+		}
+	}
 }

@@ -3,6 +3,7 @@ package expr
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 )
@@ -39,6 +40,7 @@ func init() {
 	})
 	register("rand random", 0, 1, func(f *fcall) (Expr, error) {
 		var r *rand.Rand
+		var mu sync.Mutex // r is shared by concurrent Evals
 		if len(f.args) == 1 {
 			seed, _, err := f.constInt(0, "the seed")
 			if err != nil {
@@ -48,6 +50,10 @@ func init() {
 		}
 		return f.volatile(tFloat, func(ctx *Ctx, n int, _ []arrow.Array) (arrow.Array, error) {
 			db, out := allocF64(ctx.mem(), n)
+			if r != nil {
+				mu.Lock()
+				defer mu.Unlock()
+			}
 			for i := range out {
 				if r != nil {
 					out[i] = r.Float64()

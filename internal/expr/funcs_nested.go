@@ -316,5 +316,3 @@ func bindHash(f *fcall) (Expr, error) {
 		return makeArray(tInt, n, nil, db), nil
 	})
 }
-
-

@@ -65,7 +65,10 @@ func init() {
 // tsArg converts argument i to TIMESTAMP (from DATE, or text).
 func (f *fcall) tsArg(i int) error {
 	switch kindOf(f.args[i].Type()) {
-	case kTS, kDate, kString, kNull:
+	case kString: // text that is not a timestamp is NULL, as in Spark
+		f.args[i] = fold(&castExpr{x: f.args[i], to: tTS})
+		return nil
+	case kTS, kDate, kNull:
 		return f.coerce(i, tTS)
 	}
 	return f.errorf(i, "needs a TIMESTAMP, got %s %s", typeName(f.args[i].Type()), f.args[i].String())
@@ -73,7 +76,10 @@ func (f *fcall) tsArg(i int) error {
 
 func (f *fcall) dateArg(i int) error {
 	switch kindOf(f.args[i].Type()) {
-	case kTS, kDate, kString, kNull:
+	case kString:
+		f.args[i] = fold(&castExpr{x: f.args[i], to: tDate})
+		return nil
+	case kTS, kDate, kNull:
 		return f.coerce(i, tDate)
 	}
 	return f.errorf(i, "needs a DATE, got %s %s", typeName(f.args[i].Type()), f.args[i].String())

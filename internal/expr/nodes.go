@@ -340,6 +340,11 @@ func (e *indexExpr) Eval(ctx *Ctx, in arrow.RecordBatch) (arrow.Array, error) {
 // takeRows returns values[idx[i]] for each i, null where idx[i] < 0.
 func takeRows(ctx *Ctx, values arrow.Array, idx []int32) (arrow.Array, error) {
 	mem := ctx.mem()
+	out, err := gather(mem, values, idx)
+	if err != nil || out != nil {
+		return out, err
+	}
+	// Types gather does not know: arrow/compute.
 	n := len(idx)
 	ib, is := allocI32(mem, n)
 	vb, vbs := newOnes(mem, n)
