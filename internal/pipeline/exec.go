@@ -493,7 +493,7 @@ func (s *joinStep) gather(x *execCtx, b arrow.RecordBatch, li, ri []int32, rnull
 	defer lidx.Release()
 	ridx := int32Array(x.mem, ri, rnull)
 	defer ridx.Release()
-	cols := make([]arrow.Array, 0, s.node.sc.NumFields())
+	cols := make([]arrow.Array, 0, s.node.full.NumFields())
 	defer releaseAll(cols)
 	for i := 0; i < int(b.NumCols()); i++ {
 		a, err := take(x, b.Column(i), lidx)
@@ -509,7 +509,7 @@ func (s *joinStep) gather(x *execCtx, b arrow.RecordBatch, li, ri []int32, rnull
 		}
 		cols = append(cols, a)
 	}
-	return array.NewRecordBatch(s.node.sc, cols, int64(len(li))), nil
+	return array.NewRecordBatch(s.node.full, cols, int64(len(li))), nil
 }
 
 // applyResidual filters joined rows by the residual condition; for a LEFT

@@ -45,10 +45,11 @@ type projectNode struct {
 type joinNode struct {
 	left, right node
 	typ         sql.JoinType
-	lkeys       []expr.Expr // bound on the left scope
-	rkeys       []expr.Expr // bound on the right scope
-	residual    expr.Expr   // bound on left ++ right; nil if none
-	sc          *arrow.Schema
+	lkeys       []expr.Expr   // bound on the left scope
+	rkeys       []expr.Expr   // bound on the right scope
+	residual    expr.Expr     // bound on left ++ right; nil if none
+	full        *arrow.Schema // left ++ right, what residual reads
+	sc          *arrow.Schema // the output: full, or left for SEMI and ANTI
 }
 
 type aggNode struct {
@@ -576,13 +577,11 @@ func (p *planner) planJoin(j *sql.Join) (*rel, error) {
 		jn.residual = b
 	}
 	scope := both
-	switch j.Type {
-	case sql.SemiJoin, sql.AntiJoin:
+	fields := append(append([]arrow.Field{}, l.n.schema().Fields()...), r.n.schema().Fields()...)
+	jn.full, jn.sc = arrow.NewSchema(fields, nil), arrow.NewSchema(fields, nil)
+	if j.Type == sql.SemiJoin || j.Type == sql.AntiJoin {
 		scope = l.scope
 		jn.sc = l.n.schema()
-	default:
-		fields := append(append([]arrow.Field{}, l.n.schema().Fields()...), r.n.schema().Fields()...)
-		jn.sc = arrow.NewSchema(fields, nil)
 	}
 	return &rel{n: jn, scope: scope, wm: l.wm, aggs: l.aggs + r.aggs}, nil
 }

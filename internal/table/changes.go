@@ -1,11 +1,13 @@
 package table
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -131,6 +133,15 @@ func (t *Table) allFiles(ctx context.Context, s *ictable.Snapshot) (Changes, err
 	if err != nil {
 		return ch, fmt.Errorf("table: planning files of %s: %w", t.name, err)
 	}
+	// In commit order, as a streaming reader would have seen them
+	// (compacted files take the place of their newest input).
+	seq := func(t ictable.FileScanTask) int64 {
+		if t.DataSequenceNumber != nil {
+			return *t.DataSequenceNumber
+		}
+		return 0
+	}
+	slices.SortStableFunc(tasks, func(a, b ictable.FileScanTask) int { return cmp.Compare(seq(a), seq(b)) })
 	for _, task := range tasks {
 		if len(task.DeleteFiles) > 0 {
 			return ch, fmt.Errorf("table: %s has row-level deletes, which streaming reads do not support", t.name)
