@@ -75,3 +75,34 @@ FROM STREAM(orders_ingestion) GROUP BY value.product;`, []string{`{"n":2,"produc
 		})
 	}
 }
+
+// TestPrimaryKeyMerge checks feature-table writes: rows merge on (keys,
+// timestamp); a newer row for the same key and time replaces the older one,
+// new times append.
+func TestPrimaryKeyMerge(t *testing.T) {
+	e := newEnv(t)
+	src := e.create("main.demo.orders_ingestion", ordersSchema)
+	g := e.compile("main.demo.p", `
+CREATE STREAMING TABLE features (PRIMARY KEY (customer_id, ts TIMESERIES)) AS
+SELECT value.customer_id AS customer_id, value.order_time AS ts, value.amount AS last_amount
+FROM STREAM(orders_ingestion);`)
+	r := NewRunner(e.name("main.demo.p"), g, e.store, RunOptions{}, nil)
+	defer r.Close()
+	e.appendOrders(src, order{"o1", "c1", "x", 1, at(0, 0)}, order{"o2", "c1", "x", 2, at(1, 0)}, order{"o3", "c1", "x", 3, at(1, 0)})
+	if _, err := r.Round(e.ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.appendOrders(src, order{"o4", "c1", "x", 4, at(0, 0)}, order{"o5", "c2", "x", 5, at(0, 0)})
+	if _, err := r.Round(e.ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := e.rows("main.demo.features", "customer_id", "ts", "last_amount")
+	want := []string{
+		`{"customer_id":"c1","last_amount":3,"ts":"2024-05-01T12:01:00Z"}`,
+		`{"customer_id":"c1","last_amount":4,"ts":"2024-05-01T12:00:00Z"}`,
+		`{"customer_id":"c2","last_amount":5,"ts":"2024-05-01T12:00:00Z"}`,
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -625,7 +625,11 @@ func (r *Runner) write(ctx context.Context, f *flow, out []arrow.RecordBatch, pr
 	case agg.Update:
 		err = r.merge(ctx, f, out, props)
 	default:
-		err = f.out.Append(ctx, out, props)
+		if len(f.d.PrimaryKey) > 0 {
+			err = r.merge(ctx, f, out, props) // a feature table: merge on the keys
+		} else {
+			err = f.out.Append(ctx, out, props)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("committing micro-batch to %s: %w", f.d.Key(), err)
@@ -633,8 +637,13 @@ func (r *Runner) write(ctx context.Context, f *flow, out []arrow.RecordBatch, pr
 	return nil
 }
 
-// merge commits update-mode output: rows replace the table's rows with the
-// same primary key.
+// merge commits output rows that replace the table's rows with the same
+// primary key (update mode, and feature tables: PRIMARY KEY with the
+// TIMESERIES column makes the key (keys, timestamp)). Within the output,
+// the last row of a key wins. When no key is already in the table (the
+// usual case for time series, whose rows carry new timestamps), the rows
+// are appended; otherwise the table is rewritten without the replaced rows
+// (copy on write), in one overwrite commit.
 func (r *Runner) merge(ctx context.Context, f *flow, out []arrow.RecordBatch, props map[string]string) error {
 	keys := f.d.PrimaryKey
 	if len(keys) == 0 {
@@ -645,40 +654,94 @@ func (r *Runner) merge(ctx context.Context, f *flow, out []arrow.RecordBatch, pr
 	for i, k := range keys {
 		idx[i] = sc.FieldIndices(k)[0]
 	}
-	x := r.execCtx(ctx)
-	newKeys := map[string]bool{}
-	var buf []byte
-	for _, b := range out {
+	keyCols := func(b arrow.RecordBatch, idx []int) []arrow.Array {
 		cols := make([]arrow.Array, len(idx))
 		for i, c := range idx {
 			cols[i] = b.Column(c)
 		}
+		return cols
+	}
+	x := r.execCtx(ctx)
+	// The last row of each key in the output.
+	type pos struct{ batch, row int }
+	last := map[string]pos{}
+	var buf []byte
+	for bi, b := range out {
+		cols := keyCols(b, idx)
 		for row := 0; row < int(b.NumRows()); row++ {
 			buf, _ = encodeKey(buf[:0], cols, row)
-			newKeys[string(buf)] = true
+			last[string(buf)] = pos{bi, row}
 		}
 	}
+	var fresh []arrow.RecordBatch
+	defer func() {
+		for _, b := range fresh {
+			b.Release()
+		}
+	}()
+	for bi, b := range out {
+		cols := keyCols(b, idx)
+		keep := make([]bool, b.NumRows())
+		for row := range keep {
+			buf, _ = encodeKey(buf[:0], cols, row)
+			keep[row] = last[string(buf)] == pos{bi, row}
+		}
+		fb, err := filterBools(x, b, keep)
+		if err != nil {
+			return err
+		}
+		fresh = append(fresh, fb)
+	}
+
+	// Does the table hold any of these keys? Read only the key columns.
+	rdr, err := f.out.Scan(ctx, table.ScanOptions{Columns: keys})
+	if err != nil {
+		return err
+	}
+	collide := false
+	seq := make([]int, len(keys))
+	for i := range seq {
+		seq[i] = i
+	}
+	for !collide && rdr.Next() {
+		b := rdr.RecordBatch()
+		cols := keyCols(b, seq)
+		for row := 0; row < int(b.NumRows()); row++ {
+			buf, _ = encodeKey(buf[:0], cols, row)
+			if _, ok := last[string(buf)]; ok {
+				collide = true
+				break
+			}
+		}
+	}
+	err = rdr.Err()
+	rdr.Release()
+	if err != nil {
+		return err
+	}
+	if !collide {
+		return f.out.Append(ctx, fresh, props)
+	}
+
 	var kept []arrow.RecordBatch
 	defer func() {
 		for _, b := range kept {
 			b.Release()
 		}
 	}()
-	rdr, err := f.out.Scan(ctx, table.ScanOptions{})
+	rdr, err = f.out.Scan(ctx, table.ScanOptions{})
 	if err != nil {
 		return err
 	}
 	defer rdr.Release()
 	for rdr.Next() {
 		b := rdr.RecordBatch()
-		cols := make([]arrow.Array, len(idx))
-		for i, c := range idx {
-			cols[i] = b.Column(c)
-		}
+		cols := keyCols(b, idx)
 		keep := make([]bool, b.NumRows())
 		for row := range keep {
 			buf, _ = encodeKey(buf[:0], cols, row)
-			keep[row] = !newKeys[string(buf)]
+			_, replaced := last[string(buf)]
+			keep[row] = !replaced
 		}
 		rec := array.NewRecordBatch(sc, b.Columns(), b.NumRows())
 		fb, err := filterBools(x, rec, keep)
@@ -691,7 +754,7 @@ func (r *Runner) merge(ctx context.Context, f *flow, out []arrow.RecordBatch, pr
 	if err := rdr.Err(); err != nil {
 		return err
 	}
-	return f.out.Overwrite(ctx, append(kept, out...), props)
+	return f.out.Overwrite(ctx, append(kept, fresh...), props)
 }
 
 // refresh recomputes a materialized view if any table it reads changed
