@@ -21,6 +21,7 @@ fuzz: ## run every fuzz target for 30s each
 
 bench: ## run the benchmarks under bench/ (prints BENCH lines)
 	$(GO) run ./bench/ingest
+	$(GO) run ./bench/nexmark -broker
 
 vet: ## go vet
 	$(GO) vet ./...
