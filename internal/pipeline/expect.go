@@ -53,6 +53,7 @@ func (p *planner) bindExpectations(d *Dataset, r *rel) error {
 			d.plan.pre = r.pre.n
 		}
 	}
+	d.plan.sel = selection(d.plan.root, d.plan.exp, d.plan.pre)
 	return nil
 }
 

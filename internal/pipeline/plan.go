@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/expr"
 	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/sql"
+	"github.com/sluice-dev/sluice/internal/table"
 )
 
 // The plan of a query is a tree of nodes. Execution (exec.go) drives the
@@ -119,6 +120,8 @@ type queryPlan struct {
 	// whose rows the projection turns into output rows).
 	exp []boundExpectation
 	pre node
+	// sel is what the plan reads of its source's columns (prune.go).
+	sel []*table.Selection
 }
 
 type planner struct {

@@ -367,7 +367,7 @@ func (r *Runner) readStatic(x *execCtx, n node) ([]arrow.RecordBatch, error) {
 			b.Release()
 		}
 	}
-	if _, err := r.scanAll(x, ch.source, func(b arrow.RecordBatch) error { return ch.push(x, b, &out) }); err != nil {
+	if _, err := r.scanAll(x, ch.source, selection(n, nil, nil), func(b arrow.RecordBatch) error { return ch.push(x, b, &out) }); err != nil {
 		release()
 		return nil, err
 	}
@@ -385,7 +385,7 @@ func (r *Runner) readStatic(x *execCtx, n node) ([]arrow.RecordBatch, error) {
 
 // scanAll reads every row of src's table as of now, returning the
 // snapshot it read.
-func (r *Runner) scanAll(x *execCtx, src *scanNode, fn func(arrow.RecordBatch) error) (int64, error) {
+func (r *Runner) scanAll(x *execCtx, src *scanNode, sel []*table.Selection, fn func(arrow.RecordBatch) error) (int64, error) {
 	t, err := r.store.Load(x.ctx, src.name)
 	if err != nil {
 		return 0, fmt.Errorf("reading %s: %w", src.name, err)
@@ -394,11 +394,17 @@ func (r *Runner) scanAll(x *execCtx, src *scanNode, fn func(arrow.RecordBatch) e
 	if err != nil {
 		return 0, err
 	}
-	return ch.To, r.readFiles(x, t, ch, src, fn)
+	return ch.To, r.readFiles(x, t, ch, src, sel, fn)
 }
 
-func (r *Runner) readFiles(x *execCtx, t *table.Table, ch table.Changes, src *scanNode, fn func(arrow.RecordBatch) error) error {
-	rdr, err := t.ReadFiles(x.ctx, ch.Files, fieldNames(src.sc))
+func (r *Runner) readFiles(x *execCtx, t *table.Table, ch table.Changes, src *scanNode, sel []*table.Selection, fn func(arrow.RecordBatch) error) error {
+	if len(t.ArrowSchema().Fields()) != len(src.sc.Fields()) {
+		return fmt.Errorf("%w: %s has columns (%s) but the pipeline was compiled for (%s): run it again", ErrInvalid, src.key, describe(t.ArrowSchema()), describe(src.sc))
+	}
+	if sel == nil {
+		sel = all(len(src.sc.Fields()))
+	}
+	rdr, err := t.ReadSelected(x.ctx, ch.Files, sel)
 	if err != nil {
 		return err
 	}
@@ -508,7 +514,7 @@ func (r *Runner) microBatch(ctx context.Context, f *flow, in *table.Table, ch ta
 		}
 	}()
 	var numIn int64
-	err := r.readFiles(x, in, ch, f.d.plan.source, func(b arrow.RecordBatch) error {
+	err := r.readFiles(x, in, ch, f.d.plan.source, f.d.plan.sel, func(b arrow.RecordBatch) error {
 		numIn += b.NumRows()
 		return f.chain.push(x, b, &out)
 	})
@@ -789,7 +795,7 @@ func (r *Runner) refresh(ctx context.Context, f *flow) (int, int64, error) {
 		}
 	}()
 	var numIn int64
-	if _, err := r.scanAll(x, ch.source, func(b arrow.RecordBatch) error {
+	if _, err := r.scanAll(x, ch.source, f.d.plan.sel, func(b arrow.RecordBatch) error {
 		numIn += b.NumRows()
 		return ch.push(x, b, &out)
 	}); err != nil {

@@ -208,6 +208,7 @@ type fileReader struct {
 	table  string
 	files  []ChangedFile
 	schema *arrow.Schema
+	sel    []*Selection // ReadSelected: per column of schema; nil: ReadFiles
 	refs   int64
 
 	f    *os.File
@@ -269,6 +270,12 @@ func (r *fileReader) Next() bool {
 		}
 		if r.rr.Next() {
 			rec := r.rr.RecordBatch()
+			if r.sel != nil {
+				if r.cur, r.err = r.expandSelected(rec); r.err != nil {
+					return false
+				}
+				return true
+			}
 			cols := make([]arrow.Array, len(r.cols))
 			for i, c := range r.cols {
 				cols[i] = rec.Column(c)
@@ -302,6 +309,9 @@ func (r *fileReader) open(path string) error {
 	fsc, err := fr.Schema()
 	if err != nil {
 		return fail(err)
+	}
+	if r.sel != nil {
+		return r.openSelected(f, fr, fsc, fail)
 	}
 	// Read only the leaves of the wanted top-level columns, and check
 	// their types: sluice writes every file with the table's schema.
@@ -361,4 +371,57 @@ func stripMeta(t arrow.DataType) arrow.DataType {
 		return arrow.ListOfField(arrow.Field{Name: e.Name, Type: stripMeta(e.Type), Nullable: e.Nullable})
 	}
 	return t
+}
+
+// openSelected sets up reading the leaves r.sel selects.
+func (r *fileReader) openSelected(f *os.File, fr *pqarrow.FileReader, fsc *arrow.Schema, fail func(error) error) error {
+	var leaves []int
+	for i, fld := range r.schema.Fields() {
+		if r.sel[i] == nil {
+			continue
+		}
+		idx := fsc.FieldIndices(fld.Name)
+		if len(idx) == 0 {
+			return fail(fmt.Errorf("the file has no column %q", fld.Name))
+		}
+		leaves = selectedLeaves(leaves, &fr.Manifest.Fields[idx[0]], r.sel[i])
+	}
+	if len(leaves) == 0 {
+		// Nothing is needed but the row count: read the narrowest leaf.
+		leaves = []int{0}
+	}
+	rr, err := fr.GetRecordReader(r.ctx, leaves, nil)
+	if err != nil {
+		return fail(err)
+	}
+	r.f, r.rr = f, rr
+	return nil
+}
+
+// expandSelected turns a batch read by openSelected into the table's full
+// schema.
+func (r *fileReader) expandSelected(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+	n := int(rec.NumRows())
+	rsc := rec.Schema()
+	cols := make([]arrow.Array, r.schema.NumFields())
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	for i, fld := range r.schema.Fields() {
+		idx := rsc.FieldIndices(fld.Name)
+		if r.sel[i] == nil || len(idx) == 0 {
+			cols[i] = array.MakeArrayOfNull(memory.DefaultAllocator, fld.Type, n)
+			continue
+		}
+		c, err := expand(memory.DefaultAllocator, rec.Column(idx[0]), fld.Type, r.sel[i])
+		if err != nil {
+			return nil, fmt.Errorf("table: reading column %s of %s: %w", fld.Name, r.table, err)
+		}
+		cols[i] = c
+	}
+	return array.NewRecordBatch(r.schema, cols, int64(n)), nil
 }

@@ -219,3 +219,44 @@ func TestExpiryKeepsReaderHistory(t *testing.T) {
 		t.Fatalf("after dropping the reader: %v", err)
 	}
 }
+
+func TestReadSelected(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	tbl, err := e.store.Create(ctx, mustName(t, "main.demo.sel"), eventSchema, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFromJSON(t, eventSchema, `[{"id":1,"name":"x","value":{"a":"p","b":7,"at":"2024-01-01T00:00:00Z"}},{"id":2,"value":null},{"id":3,"name":"z","tags":["q"],"value":{"a":"r","b":9}}]`)
+	if err := tbl.Append(ctx, []arrow.RecordBatch{rec}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := tbl.Changes(ctx, 0, ChangesOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := make([]*Selection, eventSchema.NumFields())
+	sel[0] = sel[0].Add(nil)      // id
+	sel[8] = sel[8].Add([]int{1}) // value.b
+	rdr, err := tbl.ReadSelected(ctx, ch.Files, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rowsOf(t, rdr)
+	want := []string{
+		`{"day":null,"id":1,"n":null,"name":null,"ok":null,"score":null,"tags":null,"ts":null,"value":{"a":null,"at":null,"b":7}}`,
+		`{"day":null,"id":2,"n":null,"name":null,"ok":null,"score":null,"tags":null,"ts":null,"value":null}`,
+		`{"day":null,"id":3,"n":null,"name":null,"ok":null,"score":null,"tags":null,"ts":null,"value":{"a":null,"at":null,"b":9}}`,
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got\n%v\nwant\n%v", got, want)
+	}
+	// Nothing selected still yields the rows.
+	rdr, err = tbl.ReadSelected(ctx, ch.Files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(t, rdr); len(got) != 3 {
+		t.Fatalf("nothing selected: %v", got)
+	}
+}

@@ -63,3 +63,17 @@ func (s *Store) oldestReader(ctx context.Context, source ident.Name) (time.Time,
 	}
 	return time.UnixMilli(ms.Int64), nil
 }
+
+// Reader returns the snapshot that reader last recorded for source with
+// SetReader, or 0 if it has recorded none.
+func (s *Store) Reader(ctx context.Context, source ident.Name, reader string) (int64, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, `SELECT snapshot_id FROM sluice_table_readers WHERE source = ? AND reader = ?`, source.String(), reader).Scan(&id)
+	if err == sql.ErrNoRows {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("table: reading reader %s of %s: %w", reader, source, err)
+	}
+	return id, nil
+}
