@@ -33,12 +33,12 @@ var ErrHistoryExpired = errors.New("table: snapshot history expired")
 // Changes is a range of rows appended to a table: the data files that the
 // append snapshots after From and up to To added, in commit order.
 type Changes struct {
-	From  int64 // exclusive; 0 means "the beginning of the table"
-	To    int64 // inclusive: the position to resume from next time; equals From when nothing is new
+	From int64 // exclusive; 0 means "the beginning of the table"
+	To   int64 // inclusive: the position to resume from next time; equals From when nothing is new
 	// ToTime is when snapshot To was committed (zero when To is 0).
 	ToTime time.Time
 	Files  []ChangedFile
-	Rows  int64
+	Rows   int64
 }
 
 // ChangedFile is one data file of a [Changes].
