@@ -23,7 +23,7 @@ func upCmd(env Env) *cobra.Command {
 127.0.0.1:9092 (unless --no-broker), the REST API on 127.0.0.1:8080, and
 storage under ./sluice-data. Streams created earlier resume where their
 tables say they stopped. Stop with Ctrl-C: streams commit what they read.`,
-		Example: `  sluice up --demo                     # also produce demo orders into a demo stream
+		Example: `  sluice up --demo                     # also produce demo orders into a demo stream and pipeline
   sluice up --data /var/lib/sluice --http 127.0.0.1:9000
   sluice up --no-broker --broker-addr kafka1:9092   # use an external Kafka`,
 		Args: cobra.NoArgs,
@@ -54,8 +54,9 @@ tables say they stopped. Stop with Ctrl-C: streams commit what they read.`,
 	f.StringVar(&o.BrokerAddr, "broker-addr", "127.0.0.1:9092", "embedded broker listen address, or the external Kafka with --no-broker")
 	f.BoolVar(&o.NoBroker, "no-broker", false, "do not start the embedded broker; use the Kafka at --broker-addr")
 	f.StringVar(&o.HTTPAddr, "http", "127.0.0.1:8080", "REST API listen address")
-	f.BoolVar(&o.Demo, "demo", false, "create a demo stream of order events and feed it")
+	f.BoolVar(&o.Demo, "demo", false, "create a demo stream of order events and a pipeline over it, and feed it")
 	f.Float64Var(&o.DemoRate, "demo-rate", 20, "demo events per second")
+	f.StringVar(&o.Online, "online", "", "online feature store: empty for the embedded store in the data directory, or a redis://host:port URL")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }
@@ -72,6 +73,11 @@ func demoHelp(url, brokerAddr string) string {
 		"  sluice table show " + demo.Destination + " --limit 5" + srv,
 		"  sluice table show " + demo.Destination + "_quarantine --limit 5" + srv + "   # 1% are malformed on purpose",
 		"  kcat -b " + brokerAddr + " -C -t " + demo.Topic + " -c 3 -e                  # any Kafka client works",
+		"The pipeline " + demo.Pipeline + " (trigger continuous) validates them into " + demo.Silver + ",",
+		"sums them per product in 5-minute windows into " + demo.Revenue + " and ranks products in " + demo.TopProducts + ":",
+		"  sluice pipeline status " + demo.Pipeline + srv,
+		"  sluice table show " + demo.Silver + " --limit 5" + srv,
+		"  sluice table show " + demo.Revenue + srv + "   # a window appears once it has closed, a minute after its end",
 		"",
 	}
 	return strings.Join(lines, "\n")

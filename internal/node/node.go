@@ -31,8 +31,11 @@ import (
 	"github.com/sluice-dev/sluice/internal/broker"
 	"github.com/sluice-dev/sluice/internal/catalog"
 	"github.com/sluice-dev/sluice/internal/demo"
+	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/ingest"
+	"github.com/sluice-dev/sluice/internal/online"
 	"github.com/sluice-dev/sluice/internal/pipeline"
+	"github.com/sluice-dev/sluice/internal/publish"
 	"github.com/sluice-dev/sluice/internal/server"
 	"github.com/sluice-dev/sluice/internal/stream"
 	"github.com/sluice-dev/sluice/internal/table"
@@ -58,6 +61,9 @@ type Options struct {
 	// Pipelines configures the pipeline manager (Store and Catalog are
 	// the node's).
 	Pipelines pipeline.ManagerOptions
+	// Online is the online feature store: "" for the embedded store in
+	// DataDir/online, or a redis:// URL.
+	Online string
 }
 
 // EnsureDefaults fills in defaults.
@@ -87,13 +93,17 @@ type Node struct {
 	// Pipelines runs pipelines; those with a continuous or interval
 	// trigger resume when the node starts.
 	Pipelines *pipeline.Manager
-	Broker  *broker.Broker // nil with NoBroker
-	kafka   *kgo.Client
-	httpSrv *http.Server
-	httpLn  net.Listener
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	closeMu sync.Once
+	// Online is the online feature store; Publisher syncs feature tables
+	// to it.
+	Online    online.Store
+	Publisher *publish.Publisher
+	Broker    *broker.Broker // nil with NoBroker
+	kafka     *kgo.Client
+	httpSrv   *http.Server
+	httpLn    net.Listener
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeMu   sync.Once
 }
 
 // Start brings a node up. ctx bounds only the start; the node runs until
@@ -152,14 +162,28 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (_ *Node, err
 		return nil, err
 	}
 
+	if opts.Online == "" {
+		n.Online, err = online.OpenEmbedded(filepath.Join(dataDir, "online"), logger, nil)
+	} else {
+		n.Online, err = online.OpenRedis(ctx, logger, online.RedisOptions{URL: opts.Online})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the online store (--online): %w", err)
+	}
+	n.Publisher = publish.New(n.Tables, n.Online, logger)
+
 	po := opts.Pipelines
 	po.Store, po.Catalog = n.Tables, n.Catalog
+	if po.Publisher == nil {
+		po.Publisher = n.Publisher
+	}
 	n.Pipelines = pipeline.NewManager(po, logger)
 	if err := n.Pipelines.Resume(ctx); err != nil {
 		return nil, fmt.Errorf("resuming pipelines: %w", err)
 	}
 
-	api := server.New(server.Deps{Catalog: n.Catalog, Tables: n.Tables, Streams: n.Streams, Pipelines: n.Pipelines, Gatherer: reg, Kafka: n.kafka, Logger: logger})
+	api := server.New(server.Deps{Catalog: n.Catalog, Tables: n.Tables, Streams: n.Streams, Pipelines: n.Pipelines,
+		Online: n.Online, Publisher: n.Publisher, Gatherer: reg, Kafka: n.kafka, Logger: logger})
 	n.httpLn, err = net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for the REST API on %s (use --http to pick another address): %w", opts.HTTPAddr, err)
@@ -225,6 +249,9 @@ func (n *Node) startDemo(ctx, runCtx context.Context) error {
 			"stream_bootstrap", spec.Connection.BootstrapServers, "broker", n.BrokerAddr(),
 			"fix", "start with --broker-addr "+spec.Connection.BootstrapServers+", or `sluice stream delete "+demo.StreamName+"` and restart")
 	}
+	if err := n.startDemoPipeline(ctx); err != nil {
+		return err
+	}
 	g := demo.NewGenerator(uint64(time.Now().UnixNano()))
 	g.BadEvery = 100
 	n.wg.Add(1)
@@ -234,7 +261,46 @@ func (n *Node) startDemo(ctx, runCtx context.Context) error {
 			n.logger.Error("demo generator stopped", "err", err)
 		}
 	}()
-	n.logger.Info("demo stream running", "stream", demo.StreamName, "topic", demo.Topic, "rate_per_s", n.opts.DemoRate)
+	n.logger.Info("demo stream running", "stream", demo.StreamName, "topic", demo.Topic, "rate_per_s", n.opts.DemoRate, "pipeline", demo.Pipeline)
+	return nil
+}
+
+// startDemoPipeline creates the demo pipeline over the demo stream's
+// table, owned by "demo", and starts it with trigger continuous. A demo
+// pipeline that exists already is left as it is: Resume has restarted it
+// unless it was stopped. Either way the local user holds ALL on its tables.
+func (n *Node) startDemoPipeline(ctx context.Context) error {
+	name, err := ident.Parse(demo.Pipeline)
+	if err != nil {
+		return err
+	}
+	_, err = n.Catalog.GetPipeline(ctx, demo.Pipeline)
+	created := errors.Is(err, catalog.ErrNotFound)
+	if err != nil && !created {
+		return err
+	}
+	if created {
+		spec := pipeline.Spec{Name: demo.Pipeline, SQL: demo.PipelineSQL, Trigger: "continuous"}
+		if _, err := n.Pipelines.Run(ctx, spec, pipeline.UpdateRequest{}, "demo"); err != nil {
+			return fmt.Errorf("creating the demo pipeline: %w", err)
+		}
+	}
+	g, err := n.Pipelines.Compile(ctx, name, demo.PipelineSQL)
+	if err != nil {
+		return err
+	}
+	tables := []string{pipeline.EventLogTable(name).String()}
+	for _, d := range g.Tables() {
+		tables = append(tables, d.Key())
+	}
+	for _, tbl := range tables {
+		if err := n.Catalog.Grant(ctx, tbl, localUser(), catalog.PrivAll); err != nil {
+			return err
+		}
+	}
+	if created {
+		n.logger.Info("demo pipeline created", "pipeline", demo.Pipeline, "trigger", "continuous")
+	}
 	return nil
 }
 
@@ -257,6 +323,9 @@ func (n *Node) Close() {
 			n.Streams.Close()
 		}
 		n.wg.Wait()
+		if n.Online != nil {
+			_ = n.Online.Close()
+		}
 		if n.kafka != nil {
 			n.kafka.Close()
 		}

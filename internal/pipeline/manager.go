@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/catalog"
 	"github.com/sluice-dev/sluice/internal/expr"
 	"github.com/sluice-dev/sluice/internal/ident"
+	"github.com/sluice-dev/sluice/internal/publish"
 	"github.com/sluice-dev/sluice/internal/sql"
 	"github.com/sluice-dev/sluice/internal/table"
 )
@@ -129,6 +130,10 @@ type ManagerOptions struct {
 	// RetryInterval is how long a continuous or interval pipeline waits
 	// after a failed round before trying again. Default 5s.
 	RetryInterval time.Duration
+	// Publisher, if set, publishes the feature tables marked online
+	// (TBLPROPERTIES ('online' = 'true') with a PRIMARY KEY) after each of
+	// their commits: the continuous online sync.
+	Publisher *publish.Publisher
 }
 
 // Manager keeps the pipelines of one sluice instance: it stores their
@@ -151,6 +156,15 @@ func NewManager(o ManagerOptions, logger *slog.Logger) *Manager {
 	}
 	if o.RetryInterval <= 0 {
 		o.RetryInterval = 5 * time.Second
+	}
+	if pub := o.Publisher; pub != nil && o.Run.AfterCommit == nil {
+		o.Run.AfterCommit = func(ctx context.Context, d *Dataset) error {
+			if !strings.EqualFold(d.Properties[publish.PropOnline], "true") {
+				return nil
+			}
+			_, err := pub.Sync(ctx, d.Name)
+			return err
+		}
 	}
 	o.Run.EnsureDefaults()
 	if logger == nil {

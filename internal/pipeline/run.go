@@ -52,6 +52,11 @@ type RunOptions struct {
 	Mem memory.Allocator
 	// Now is the clock (current_timestamp() and event times). Default time.Now.
 	Now func() time.Time
+	// AfterCommit, if set, is called after each commit of a table
+	// dataset (a streaming table's micro-batch, a materialized view's
+	// refresh), e.g. to publish a feature table online. An error fails the
+	// round; the commit stands.
+	AfterCommit func(ctx context.Context, d *Dataset) error
 	// MaintainEvery runs table maintenance (compaction, snapshot expiry,
 	// orphan removal: table.Store.Optimize) on a dataset's table after
 	// every MaintainEvery commits. Default 200.
@@ -144,10 +149,15 @@ type flow struct {
 	commits   int // since the flow started, for maintenance
 }
 
-// committed counts a commit of f's table and maintains the table every
-// MaintainEvery commits. The flow is the table's only writer, so its
+// committed runs AfterCommit, counts a commit of f's table and maintains
+// the table every MaintainEvery commits. The flow is the table's only writer, so its
 // handle is simply refreshed afterwards.
 func (r *Runner) committed(ctx context.Context, f *flow) error {
+	if r.opts.AfterCommit != nil {
+		if err := r.opts.AfterCommit(ctx, f.d); err != nil {
+			return fmt.Errorf("after committing %s: %w", f.d.Key(), err)
+		}
+	}
 	f.commits++
 	if f.commits%r.opts.MaintainEvery != 0 {
 		return nil

@@ -26,7 +26,9 @@ import (
 	"github.com/sluice-dev/sluice/internal/expr"
 	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/ingest"
+	"github.com/sluice-dev/sluice/internal/online"
 	"github.com/sluice-dev/sluice/internal/pipeline"
+	"github.com/sluice-dev/sluice/internal/publish"
 	sqlparse "github.com/sluice-dev/sluice/internal/sql"
 	"github.com/sluice-dev/sluice/internal/stream"
 	"github.com/sluice-dev/sluice/internal/table"
@@ -44,6 +46,10 @@ type Deps struct {
 	Streams *ingest.Manager
 	// Pipelines serves /api/v1/pipelines; nil disables those routes.
 	Pipelines *pipeline.Manager
+	// Online and Publisher serve features online (/get-online-features)
+	// and sync feature tables to the online store; nil disables them.
+	Online    online.Store
+	Publisher *publish.Publisher
 	Gatherer  prometheus.Gatherer
 	// Kafka is a client of the default broker (the embedded one, or
 	// --broker-addr), used by the topic endpoints; nil disables them.
@@ -53,8 +59,9 @@ type Deps struct {
 
 // API serves the REST API.
 type API struct {
-	d           Deps
-	defaultUser string
+	d             Deps
+	defaultUser   string
+	featureTables featureTables
 }
 
 // New returns the API over d.
@@ -86,6 +93,10 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/tables/{name}/optimize", a.optimizeTable)
 	if a.d.Pipelines != nil {
 		a.pipelineRoutes(mux)
+	}
+	if a.d.Online != nil && a.d.Publisher != nil {
+		mux.HandleFunc("POST /get-online-features", a.getOnlineFeatures)
+		mux.HandleFunc("POST /api/v1/feature-tables/{name}/sync", a.featureTableSync)
 	}
 	mux.HandleFunc("GET /api/v1/topics", a.listTopics)
 	mux.HandleFunc("POST /api/v1/topics", a.createTopic)

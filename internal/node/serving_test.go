@@ -1,0 +1,100 @@
+package node_test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/server"
+	"github.com/sluice-dev/sluice/internal/testutil/sluicetest"
+)
+
+// TestOnlineServing runs the path from a stream to feature serving: a
+// pipeline writes a feature table marked online, which is synced to the
+// embedded online store as it commits, and /get-online-features answers
+// with Feast's response shape.
+func TestOnlineServing(t *testing.T) {
+	n := sluicetest.StartNode(t)
+	api := sluicetest.NewClient(n.URL(), "alice")
+	api.MustCreateTopic(t, "events", 1)
+	api.MustCreateStream(t, fmt.Sprintf(`
+name: main.f.events
+source: {kafka: {subscribe: events}}
+connection: {bootstrap_servers: %s}
+schema:
+  payload:
+    json_schema:
+      type: object
+      properties:
+        user_id:  {type: string}
+        revenue:  {type: number}
+        platform: {type: string}
+        ts:       {type: string, format: date-time}
+ingestion: {destination: main.f.events_ingestion, commit_interval: 100ms}
+`, n.BrokerAddr()))
+	sluicetest.Produce(t, n.BrokerAddr(), "events", time.Time{},
+		`u1:{"user_id":"u1","revenue":5,"platform":"ios","ts":"2026-11-23T10:00:00Z"}`,
+		`u1:{"user_id":"u1","revenue":7,"platform":"web","ts":"2026-11-23T10:05:00Z"}`,
+		`u1:{"user_id":"u1","revenue":1,"platform":"old","ts":"2026-11-23T09:00:00Z"}`,
+		`u2:{"user_id":"u2","revenue":3.5,"platform":"android","ts":"2026-11-23T10:01:00Z"}`,
+	)
+	sluicetest.Eventually(t, 30*time.Second, "4 rows ingested", func() (bool, string) {
+		s := api.MustStream(t, "main.f.events")
+		return s.Status.RowsIngested == 4, fmt.Sprint(s.Status.RowsIngested)
+	})
+	sql := `CREATE STREAMING TABLE main.f.user_latest (PRIMARY KEY (user_id, ts TIMESERIES))
+TBLPROPERTIES ('online' = 'true') AS
+SELECT value.user_id AS user_id, value.ts AS ts, value.revenue AS revenue, value.platform AS platform
+FROM STREAM(main.f.events_ingestion);`
+	if err := api.Do(sluicetest.Context(t), "POST", "/api/v1/pipelines", map[string]any{"name": "main.f.features", "sql": sql}, 200, nil); err != nil {
+		t.Fatal(err)
+	}
+	sluicetest.Eventually(t, 30*time.Second, "the pipeline completing", func() (bool, string) {
+		var info struct{ State, Error string }
+		if err := api.Do(sluicetest.Context(t), "GET", "/api/v1/pipelines/main.f.features", nil, 200, &info); err != nil {
+			return false, err.Error()
+		}
+		if info.State == "failed" {
+			t.Fatalf("pipeline failed: %s", info.Error)
+		}
+		return info.State == "completed", info.State
+	})
+
+	var resp server.OnlineFeaturesResponse
+	req := map[string]any{
+		"features": []string{"main.f.user_latest:revenue", "main.f.user_latest:platform"},
+		"entities": map[string]any{"user_id": []string{"u1", "u2", "nobody"}},
+	}
+	if err := api.Do(sluicetest.Context(t), "POST", "/get-online-features", req, 200, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"user_id", "revenue", "platform"}; !slices.Equal(resp.Metadata.FeatureNames, want) {
+		t.Fatalf("feature names %v, want %v", resp.Metadata.FeatureNames, want)
+	}
+	got := fmt.Sprint(resp.Results[1].Values, resp.Results[1].Statuses, resp.Results[2].Values, resp.Results[2].EventTimestamps)
+	want := fmt.Sprint([]any{7.0, 3.5, nil}, []string{"PRESENT", "PRESENT", "NOT_FOUND"},
+		[]any{"web", "android", nil}, []string{"2026-11-23T10:05:00Z", "2026-11-23T10:01:00Z", "1970-01-01T00:00:00Z"})
+	if got != want {
+		t.Fatalf("served\n%s\nwant\n%s", got, want)
+	}
+
+	// Clear errors for unknown features and missing entity keys.
+	for _, bad := range []map[string]any{
+		{"features": []string{"main.f.user_latest:nope"}, "entities": map[string]any{"user_id": []string{"u1"}}},
+		{"features": []string{"main.f.user_latest:revenue"}, "entities": map[string]any{"customer": []string{"u1"}}},
+		{"features": []string{"main.f.events_ingestion:value"}, "entities": map[string]any{"user_id": []string{"u1"}}},
+	} {
+		if err := api.Do(sluicetest.Context(t), "POST", "/get-online-features", bad, http.StatusBadRequest, nil); err != nil {
+			t.Errorf("%v: %v", bad, err)
+		}
+	}
+	// The triggered sync has nothing left to do.
+	var st struct {
+		Rows int64 `json:"rows_written"`
+	}
+	if err := api.Do(sluicetest.Context(t), "POST", "/api/v1/feature-tables/main.f.user_latest/sync", nil, 200, &st); err != nil || st.Rows != 0 {
+		t.Fatalf("sync after the pipeline's: %+v, %v", st, err)
+	}
+}

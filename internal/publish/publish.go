@@ -1,0 +1,302 @@
+// Package publish keeps the online store in step with feature tables. A
+// feature table is a table with primary keys (the table property
+// sluice.primary_key, which a pipeline's PRIMARY KEY clause sets) and an
+// optional timestamp key (sluice.timeseries_key). Sync reads the rows the
+// table gained since its last sync (table.Changes) and writes them to the
+// online store, where a row never replaces a newer one; it then records
+// how far it read as a streaming reader of the table, so snapshot expiry
+// keeps what it has not published yet.
+//
+// Sync is at least once: a crash after writing and before recording the
+// position rewrites the same rows next time, which the online store's
+// newest-wins rule makes harmless. When the table was rewritten (a merge
+// that replaced rows, a full refresh), Sync republishes the whole table.
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/sluice-dev/sluice/internal/ident"
+	"github.com/sluice-dev/sluice/internal/online"
+	"github.com/sluice-dev/sluice/internal/table"
+)
+
+// Table properties of a feature table.
+const (
+	PropPrimaryKey = "sluice.primary_key"    // comma-separated key columns (the timestamp key included)
+	PropTimeKey    = "sluice.timeseries_key" // the timestamp key column, if any
+	PropTTL        = "sluice.ttl"            // how long a row stays valid online, e.g. 7d
+	PropOnline     = "online"                // "true": publish continuously
+)
+
+// reader is the name Sync registers under as a reader of a table.
+const reader = "online"
+
+// ErrNotFeatureTable is returned for a table without primary keys.
+var ErrNotFeatureTable = errors.New("publish: not a feature table")
+
+// FeatureTable is a feature table's shape, from its properties and schema.
+type FeatureTable struct {
+	Name ident.Name
+	// Keys are the entity key columns: the primary key without the
+	// timestamp key.
+	Keys []string
+	// TimeKey is the timestamp key column, "" for none.
+	TimeKey string
+	// Features are the other columns.
+	Features []string
+	TTL      time.Duration
+	Online   bool
+}
+
+// OnlineTable is the online store's table of ft.
+func (ft FeatureTable) OnlineTable() online.Table {
+	return online.Table{Name: ft.Name.String(), TTL: ft.TTL}
+}
+
+// Describe reads the feature-table properties of t.
+func Describe(t *table.Table) (FeatureTable, error) {
+	props := t.Properties()
+	ft := FeatureTable{Name: t.Name(), TimeKey: props[PropTimeKey], Online: strings.EqualFold(props[PropOnline], "true")}
+	pk := props[PropPrimaryKey]
+	if pk == "" {
+		return ft, fmt.Errorf("%w: %s has no primary key: declare PRIMARY KEY (…) in its pipeline", ErrNotFeatureTable, t.Name())
+	}
+	inKey := map[string]bool{}
+	for _, k := range strings.Split(pk, ",") {
+		k = strings.TrimSpace(k)
+		inKey[k] = true
+		if k != ft.TimeKey {
+			ft.Keys = append(ft.Keys, k)
+		}
+	}
+	if len(ft.Keys) == 0 {
+		return ft, fmt.Errorf("%w: %s: the primary key holds only the timestamp key %s", ErrNotFeatureTable, t.Name(), ft.TimeKey)
+	}
+	for _, f := range t.ArrowSchema().Fields() {
+		if !inKey[f.Name] {
+			ft.Features = append(ft.Features, f.Name)
+		}
+	}
+	v := props[PropTTL]
+	if v == "" {
+		v = props["ttl"] // TBLPROPERTIES ('ttl' = '7d')
+	}
+	if v != "" {
+		d, err := ParseDuration(v)
+		if err != nil {
+			return ft, fmt.Errorf("%s: property %s: %w", t.Name(), PropTTL, err)
+		}
+		ft.TTL = d
+	}
+	return ft, nil
+}
+
+// ParseDuration reads a duration with units d, h, m, s, ms (7d, 1h30m).
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	var total time.Duration
+	rest := s
+	for rest != "" {
+		if i := strings.IndexByte(rest, 'd'); i > 0 && isDigits(rest[:i]) {
+			var n int64
+			fmt.Sscan(rest[:i], &n)
+			total += time.Duration(n) * 24 * time.Hour
+			rest = rest[i+1:]
+			continue
+		}
+		d, err := time.ParseDuration(rest)
+		if err != nil {
+			return 0, fmt.Errorf("duration %q: use a number with d, h, m or s, e.g. 7d or 36h", s)
+		}
+		total += d
+		break
+	}
+	if total <= 0 {
+		return 0, fmt.Errorf("duration %q must be positive", s)
+	}
+	return total, nil
+}
+
+func isDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Publisher syncs feature tables to an online store. It is safe for
+// concurrent use; syncs of one table are serialised.
+type Publisher struct {
+	tables *table.Store
+	store  online.Store
+	logger *slog.Logger
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+// New returns a publisher from tables to store.
+func New(tables *table.Store, store online.Store, logger *slog.Logger) *Publisher {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Publisher{tables: tables, store: store, logger: logger, locks: map[string]*sync.Mutex{}}
+}
+
+// Store is the online store.
+func (p *Publisher) Store() online.Store { return p.store }
+
+// Stats says what a Sync did.
+type Stats struct {
+	Table    string `json:"table"`
+	Rows     int64  `json:"rows_written"`
+	Full     bool   `json:"full"` // the whole table was republished
+	Snapshot int64  `json:"snapshot_id"`
+}
+
+func (p *Publisher) lock(name string) *sync.Mutex {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.locks[name]
+	if l == nil {
+		l = &sync.Mutex{}
+		p.locks[name] = l
+	}
+	return l
+}
+
+// Sync publishes the rows table name gained since its last sync.
+func (p *Publisher) Sync(ctx context.Context, name ident.Name) (Stats, error) {
+	l := p.lock(name.String())
+	l.Lock()
+	defer l.Unlock()
+	st := Stats{Table: name.String()}
+	t, err := p.tables.Load(ctx, name)
+	if err != nil {
+		return st, err
+	}
+	ft, err := Describe(t)
+	if err != nil {
+		return st, err
+	}
+	from, err := p.tables.Reader(ctx, name, reader)
+	if err != nil {
+		return st, err
+	}
+	ch, err := t.Changes(ctx, from, table.ChangesOptions{})
+	if errors.Is(err, table.ErrRewritten) || errors.Is(err, table.ErrHistoryExpired) {
+		st.Full = true
+		ch, err = t.Changes(ctx, 0, table.ChangesOptions{})
+	}
+	if err != nil {
+		return st, fmt.Errorf("syncing %s: %w", name, err)
+	}
+	st.Snapshot = ch.To
+	if ch.To == from && !st.Full {
+		return st, nil
+	}
+	if from == 0 {
+		st.Full = true
+	}
+	cols := append(append(append([]string{}, ft.Keys...), ft.Features...), ft.TimeKey)
+	if ft.TimeKey == "" {
+		cols = cols[:len(cols)-1]
+	}
+	rdr, err := t.ReadFiles(ctx, ch.Files, cols)
+	if err != nil {
+		return st, err
+	}
+	defer rdr.Release()
+	version := uint64(ch.ToTime.UnixMilli())
+	for rdr.Next() {
+		rows, err := toRows(ft, rdr.RecordBatch(), ch.ToTime, version)
+		if err != nil {
+			return st, fmt.Errorf("syncing %s: %w", name, err)
+		}
+		if err := p.store.Write(ctx, ft.OnlineTable(), rows); err != nil {
+			return st, fmt.Errorf("syncing %s: writing to the online store: %w", name, err)
+		}
+		st.Rows += int64(len(rows))
+	}
+	if err := rdr.Err(); err != nil {
+		return st, err
+	}
+	if err := p.tables.SetReader(ctx, name, reader, ch.To, ch.ToTime); err != nil {
+		return st, err
+	}
+	p.logger.Debug("feature table synced", "table", name.String(), "rows", st.Rows, "full", st.Full)
+	return st, nil
+}
+
+// toRows converts a batch of [keys..., features..., timekey] to online
+// rows. Rows without a timestamp key get the commit time.
+func toRows(ft FeatureTable, b arrow.RecordBatch, commit time.Time, version uint64) ([]online.Row, error) {
+	nk, nf := len(ft.Keys), len(ft.Features)
+	names := ft.Features
+	rows := make([]online.Row, b.NumRows())
+	for i := range rows {
+		r := &rows[i]
+		r.Key = make(online.Key, nk)
+		for k := range nk {
+			r.Key[k] = Value(b.Column(k), i)
+		}
+		r.Names = names
+		r.Values = make([]online.Value, nf)
+		for f := range nf {
+			r.Values[f] = Value(b.Column(nk+f), i)
+		}
+		r.EventTime, r.Version = commit, version
+		if ft.TimeKey != "" {
+			tc := b.Column(nk + nf)
+			if tc.IsNull(i) {
+				return nil, fmt.Errorf("row with a null timestamp key %s", ft.TimeKey)
+			}
+			v := Value(tc, i)
+			r.EventTime = time.Unix(0, v.TimeNanos()).UTC()
+		}
+	}
+	return rows, nil
+}
+
+// Value converts row i of a to an online value.
+func Value(a arrow.Array, i int) online.Value {
+	if a.IsNull(i) {
+		return online.Null()
+	}
+	switch c := a.(type) {
+	case *array.String:
+		return online.String(c.Value(i))
+	case *array.LargeString:
+		return online.String(c.Value(i))
+	case *array.Int64:
+		return online.Int64(c.Value(i))
+	case *array.Int32:
+		return online.Int64(int64(c.Value(i)))
+	case *array.Int16:
+		return online.Int64(int64(c.Value(i)))
+	case *array.Float64:
+		return online.Float64(c.Value(i))
+	case *array.Float32:
+		return online.Float64(float64(c.Value(i)))
+	case *array.Boolean:
+		return online.Bool(c.Value(i))
+	case *array.Timestamp:
+		unit := c.DataType().(*arrow.TimestampType).Unit
+		return online.Timestamp(c.Value(i).ToTime(unit))
+	case *array.Date32:
+		return online.Timestamp(c.Value(i).ToTime())
+	}
+	return online.String(a.ValueStr(i))
+}
