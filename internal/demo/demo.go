@@ -5,6 +5,7 @@ package demo
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -32,7 +33,21 @@ const (
 	Topic       = "orders"
 	StreamName  = "main.demo.orders"
 	Destination = "main.demo.orders_ingestion"
+
+	// Pipeline is the demo pipeline, run with trigger continuous over
+	// Destination; PipelineSQL is its SQL. It writes Silver (validated
+	// orders), Revenue (5-minute windows per product) and TopProducts.
+	Pipeline    = "main.demo.orders_pipeline"
+	Silver      = "main.demo.orders_silver"
+	Revenue     = "main.demo.product_revenue_5m"
+	TopProducts = "main.demo.top_products"
 )
+
+// PipelineSQL is the demo pipeline (pipeline.sql): the declarative
+// pipeline of the seeds' orders example over the demo stream.
+//
+//go:embed pipeline.sql
+var PipelineSQL string
 
 // StreamSpec returns the demo stream's spec (YAML) for a broker at bootstrap.
 func StreamSpec(bootstrap string) []byte {

@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/cli"
 	"github.com/sluice-dev/sluice/internal/demo"
+	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/sluice-dev/sluice/internal/source/kafka"
 	"github.com/sluice-dev/sluice/internal/table"
 	"github.com/sluice-dev/sluice/internal/testutil/sluicetest"
@@ -93,6 +95,12 @@ func TestUpDemo(t *testing.T) {
 		})
 	}
 	waitDemoRows(u, 1, 1)
+	for _, want := range []string{"sluice pipeline status " + demo.Pipeline, "sluice table show " + demo.Revenue} {
+		if !strings.Contains(u.out.String(), want) {
+			t.Errorf("the demo help does not show %q:\n%s", want, u.out)
+		}
+	}
+	waitDemoPipeline(t, u)
 	first := u.api.MustStream(t, demo.StreamName)
 	u.stop(t)
 	if strings.Contains(u.err.String(), "level=ERROR") {
@@ -116,6 +124,10 @@ func TestUpDemo(t *testing.T) {
 	if strings.Contains(u2.err.String(), `msg="stream created"`) {
 		t.Errorf("the second run created a stream:\n%s", u2.err)
 	}
+	if strings.Contains(u2.err.String(), `msg="demo pipeline created"`) || !strings.Contains(u2.err.String(), `msg="pipeline resumed" pipeline=`+demo.Pipeline) {
+		t.Errorf("the second run did not resume the demo pipeline:\n%s", u2.err)
+	}
+	waitDemoPipeline(t, u2)
 	u2.stop(t)
 	if strings.Contains(u2.err.String(), "level=ERROR") {
 		t.Errorf("errors logged by the second run:\n%s", u2.err)
@@ -131,6 +143,20 @@ func TestUpDemo(t *testing.T) {
 		rows := scanTable(t, s, demo.Destination, "order_id")
 		q := scanTable(t, s, demo.Destination+"_quarantine", "")
 		t.Logf("after both runs: %d rows, %d quarantined", len(rows), len(q))
+		// The pipeline holds each ingested order it has processed once.
+		ingested := map[string]bool{}
+		for _, r := range rows {
+			ingested[r.Value] = true
+		}
+		silver := map[string]bool{}
+		for _, r := range readRows(t, s, demo.Silver) {
+			id, _ := r["order_id"].(string)
+			if silver[id] || !ingested[id] {
+				t.Errorf("%s: order %q is a duplicate or was not ingested", demo.Silver, id)
+			}
+			silver[id] = true
+		}
+		t.Logf("%s: %d orders", demo.Silver, len(silver))
 		seen := map[pos]string{}
 		high := map[int32]int64{}
 		for _, r := range append(rows, q...) {
@@ -149,5 +175,37 @@ func TestUpDemo(t *testing.T) {
 				}
 			}
 		}
+	})
+}
+
+// waitDemoPipeline waits until the demo pipeline, in this run, has written
+// validated orders and counted its expectations.
+func waitDemoPipeline(t *testing.T, u *runningUp) {
+	t.Helper()
+	sluicetest.Eventually(t, 30*time.Second, "the demo pipeline validating orders", func() (bool, string) {
+		var info pipeline.Info
+		if err := u.api.Do(t.Context(), "GET", "/api/v1/pipelines/"+demo.Pipeline, nil, http.StatusOK, &info); err != nil {
+			return false, err.Error()
+		}
+		if info.State != "running" || info.Owner != "demo" {
+			return false, fmt.Sprintf("state %s (%s), owner %s", info.State, info.Error, info.Owner)
+		}
+		tb, err := u.api.Table(t.Context(), demo.Silver)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, d := range info.Datasets {
+			if d.Name != demo.Silver {
+				continue
+			}
+			passed := 0
+			for _, e := range d.Expectations {
+				if e.Passed > 0 {
+					passed++
+				}
+			}
+			return tb.Rows > 0 && passed == 3, fmt.Sprintf("%d silver rows, expectations %+v", tb.Rows, d.Expectations)
+		}
+		return false, fmt.Sprintf("no dataset %s in %+v", demo.Silver, info.Datasets)
 	})
 }
