@@ -2,10 +2,8 @@ package node_test
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,10 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluice-dev/sluice/internal/broker"
-	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/ingest"
 	"github.com/sluice-dev/sluice/internal/table"
 	"github.com/sluice-dev/sluice/internal/testutil/sluicetest"
@@ -32,78 +27,22 @@ import (
 // row whose id is not live is there once as a backfill row, and no backfill
 // row duplicates a live one. SLUICE_CHAOS_SEED=N replays a run.
 func TestSIGKILLDuringBackfillMerge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the sluice binary and kills it repeatedly")
-	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SLUICE_CHAOS_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("SLUICE_CHAOS_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (replay with SLUICE_CHAOS_SEED=%d)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, seed^0xbacf11))
-
-	bin := buildSluice(t)
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	rng := startChaosTest(t, 0xbacf11)
 	const topic = "events"
-	admin, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if err := broker.CreateTopic(sluicetest.Context(t), admin, topic, 3); err != nil {
-		t.Fatal(err)
-	}
-
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	hist := filepath.Join(dir, "history")
-	if err := os.Mkdir(hist, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "sluice.log")
-	spawn := func() *child {
-		return startChild(t, bin, logPath, "up", "--no-broker", "--broker-addr", b.Addr(), "--data", data, "--http", "127.0.0.1:0", "--log-level", "debug")
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			logTail(t, logPath, 80)
-		}
-	})
+	proc, brokerAddr := newSluiceWithBroker(t, topic)
+	hist := t.TempDir()
 
 	// A first, old history file: no overlap yet.
 	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	writeHistory(t, filepath.Join(hist, "part-0000.parquet"), old, "h-old-", 0, 10)
 
-	c := spawn()
-	api := sluicetest.NewClient(c.waitUp(t), "chaos")
-	api.MustCreateStream(t, fmt.Sprintf(`name: main.chaos.events
-source: {kafka: {subscribe: %s}}
-connection: {bootstrap_servers: "%s"}
-schema:
-  payload:
-    json_schema:
-      type: object
-      properties:
-        id: {type: string}
-        n:  {type: integer}
-        at: {type: string, format: date-time}
-      required: [id, n]
-ingestion:
-  destination: main.chaos.events_ingestion
-  commit_interval: 100ms
-  commit_max_records: 500
-  backfill_source: {parquet: "%s/part-*.parquet"}
+	proc.start()
+	api := proc.waitUp()
+	api.MustCreateStream(t, chaosStreamSpec(topic, brokerAddr, fmt.Sprintf(`  backfill_source: {parquet: "%s/part-*.parquet"}
   deduplication_columns: [value.id]
   backfill_overlap: 1h
-`, topic, b.Addr(), hist))
-	p := startProducer(t, b.Addr(), topic)
+`, hist)))
+	p := startMixedProducer(t, brokerAddr, topic)
 	// Wait until live rows r-000001..r-000400 are surely committed.
 	sluicetest.Eventually(t, 60*time.Second, "the first live rows committed", func() (bool, string) {
 		s, err := api.Stream(sluicetest.Context(t), "main.chaos.events")
@@ -143,10 +82,10 @@ ingestion:
 		if s.Status.Backfill != nil {
 			state = s.Status.Backfill.State
 		}
-		t.Logf("kill %d: %s after start, backfill %s, %d records acknowledged", k+1, c.age(), state, p.count())
-		c.kill(t)
-		c = spawn()
-		api = sluicetest.NewClient(c.waitUp(t), "chaos")
+		t.Logf("kill %d: %s after start, backfill %s, %d records acknowledged", k+1, proc.age(), state, p.count())
+		proc.kill()
+		proc.start()
+		api = proc.waitUp()
 	}
 
 	var done sluicetest.Backfill
@@ -176,31 +115,22 @@ ingestion:
 		}
 		return tb.Rows >= wantLive+wantBackfill, fmt.Sprintf("%d/%d rows", tb.Rows, wantLive+wantBackfill)
 	})
-	if err := c.term(30 * time.Second); err != nil {
+	if err := proc.term(30 * time.Second); err != nil {
 		t.Fatalf("stopping sluice with SIGTERM: %v", err)
 	}
 	if done.RowsInserted != wantBackfill || done.DuplicatesSkipped != int64(len(dupIDs)) {
 		t.Errorf("backfill done: %+v; want %d inserted, %d skipped", done, wantBackfill, len(dupIDs))
 	}
-	merges := strings.Count(readFile(t, logPath), `msg="backfill merged"`)
+	merges := strings.Count(proc.log(), `msg="backfill merged"`)
 	t.Logf("%d records acknowledged (%d valid); the merge committed %d time(s) in the log", len(acked), wantLive, merges)
 
 	// Read the table directly.
-	store := openStore(t, data)
-	tbl, err := store.Load(t.Context(), mustIdent(t, "main.chaos.events_ingestion"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rr, err := tbl.Scan(t.Context(), table.ScanOptions{Columns: []string{ingest.ColValue, ingest.ColPartition, ingest.ColOffset, ingest.ColRecordSource}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rr.Release()
+	store := openStore(t, proc.data)
 	live := map[pos]int{}
 	backfill := map[string]int{}
 	liveIDs := map[string]bool{}
-	for rr.Next() {
-		rec := rr.RecordBatch()
+	scanOpts := table.ScanOptions{Columns: []string{ingest.ColValue, ingest.ColPartition, ingest.ColOffset, ingest.ColRecordSource}}
+	eachBatch(t, store, "main.chaos.events_ingestion", scanOpts, func(rec arrow.RecordBatch) {
 		ids := rec.Column(0).(*array.Struct).Field(0).(*array.String)
 		parts := rec.Column(1).(*array.Int32)
 		offs := rec.Column(2).(*array.Int64)
@@ -216,10 +146,7 @@ ingestion:
 				t.Errorf("row with record_source %q", srcs.Value(i))
 			}
 		}
-	}
-	if err := rr.Err(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	var bad []string
 	for _, r := range acked {
 		if n := live[pos{r.partition, r.offset}]; r.valid && n != 1 {
@@ -243,22 +170,6 @@ ingestion:
 	if len(bad) > 0 {
 		t.Fatalf("after %d kills:\n%s", kills, strings.Join(bad, "\n"))
 	}
-}
-
-func readFile(t *testing.T, path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func mustIdent(t *testing.T, s string) ident.Name {
-	n, err := ident.Parse(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // historySchema is the chaos stream's backfill: key, value and a UTC

@@ -66,28 +66,19 @@ func (r tableRow) String() string {
 	return fmt.Sprintf("%s/%d@%d=%q", r.Topic, r.Partition, r.Offset, r.Value)
 }
 
+// pos is where a record is in its topic.
+type pos struct {
+	partition int32
+	offset    int64
+}
+
 // scanTable reads every row of table name in store, sorted by topic,
 // partition and offset. field names the value struct's field reported as
 // Value for an ingestion table.
 func scanTable(t testing.TB, store *table.Store, name, field string) []tableRow {
 	t.Helper()
-	ctx := sluicetest.Context(t)
-	id, err := ident.Parse(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl, err := store.Load(ctx, id)
-	if err != nil {
-		t.Fatalf("loading %s: %v", name, err)
-	}
-	rdr, err := tbl.Scan(ctx, table.ScanOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdr.Release()
 	var out []tableRow
-	for rdr.Next() {
-		rec := rdr.RecordBatch()
+	eachBatch(t, store, name, table.ScanOptions{}, func(rec arrow.RecordBatch) {
 		topics := column[*array.String](t, rec, ingest.ColTopic)
 		parts := column[*array.Int32](t, rec, ingest.ColPartition)
 		offs := column[*array.Int64](t, rec, ingest.ColOffset)
@@ -112,14 +103,37 @@ func scanTable(t testing.TB, store *table.Store, name, field string) []tableRow 
 		for i := range int(rec.NumRows()) {
 			out = append(out, tableRow{topics.Value(i), parts.Value(i), offs.Value(i), value(i)})
 		}
-	}
-	if err := rdr.Err(); err != nil {
-		t.Fatalf("scanning %s: %v", name, err)
-	}
+	})
 	slices.SortFunc(out, func(a, b tableRow) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
 	})
 	return out
+}
+
+// eachBatch scans table name in store with opts and calls f with every
+// record batch, which is valid only during the call.
+func eachBatch(t testing.TB, store *table.Store, name string, opts table.ScanOptions, f func(arrow.RecordBatch)) {
+	t.Helper()
+	ctx := sluicetest.Context(t)
+	id, err := ident.Parse(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := store.Load(ctx, id)
+	if err != nil {
+		t.Fatalf("loading %s: %v", name, err)
+	}
+	rdr, err := tbl.Scan(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdr.Release()
+	for rdr.Next() {
+		f(rdr.RecordBatch())
+	}
+	if err := rdr.Err(); err != nil {
+		t.Fatalf("scanning %s: %v", name, err)
+	}
 }
 
 func column[A arrow.Array](t testing.TB, rec arrow.RecordBatch, name string) A {

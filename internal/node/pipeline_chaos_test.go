@@ -3,27 +3,20 @@ package node_test
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/sluice-dev/sluice/internal/table"
 	"github.com/sluice-dev/sluice/internal/testutil/sluicetest"
@@ -79,38 +72,15 @@ func chaosEventTime(n int) time.Time {
 // materialized view the sums of the windowed table. SLUICE_CHAOS_SEED=N
 // replays a run's kill schedule.
 func TestPipelineSIGKILLExactlyOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the sluice binary and kills it repeatedly")
-	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SLUICE_CHAOS_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("SLUICE_CHAOS_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (replay with SLUICE_CHAOS_SEED=%d)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, seed^0x919e11))
-
-	bin := buildSluice(t)
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	logPath := filepath.Join(dir, "sluice.log")
+	rng := startChaosTest(t, 0x919e11)
 	brokerAddr := freeAddr(t) // the same port on every start, for the producer
-	spawn := func() *child {
-		return startChild(t, bin, logPath, "up", "--broker-addr", brokerAddr, "--data", data, "--http", "127.0.0.1:0", "--log-level", "debug")
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			logTail(t, logPath, 80)
-		}
-	})
+	proc := newSluiceProcess(t, "--broker-addr", brokerAddr)
 	const topic = "events"
 
 	// 1. Start, create the topic, the stream and the pipeline, start
 	// producing, and kill as soon as the pipeline has committed rows.
-	c := spawn()
-	api := sluicetest.NewClient(c.waitUp(t), "chaos")
+	proc.start()
+	api := proc.waitUp()
 	api.MustCreateTopic(t, topic, 1)
 	api.MustCreateStream(t, fmt.Sprintf(`name: main.chaos.events
 source: {kafka: {subscribe: %s}}
@@ -143,29 +113,32 @@ ingestion:
 		}
 		return tb.Rows > 0, fmt.Sprintf("%d rows in %s", tb.Rows, chaosWindows)
 	})
-	t.Logf("kill 1: %s after start, once the first windows were committed; %d events acknowledged", c.age(), p.count())
-	c.kill(t)
+	t.Logf("kill 1: %s after start, once the first windows were committed; %d events acknowledged", proc.age(), p.count())
+	proc.kill()
 
 	// 2. Kills at random moments while the producer keeps writing (it
 	// fails while no process serves the broker, and goes on after).
 	kills := 3 + rng.IntN(3)
 	for k := range kills {
-		c = spawn()
+		proc.start()
 		time.Sleep(time.Duration(100+rng.IntN(1400)) * time.Millisecond) // the kill schedule, not synchronisation
-		t.Logf("kill %d: %s after start (up: %v), %d events acknowledged so far", k+2, c.age(), c.isUp(), p.count())
-		c.kill(t)
+		t.Logf("kill %d: %s after start (up: %v), %d events acknowledged so far", k+2, proc.age(), proc.isUp(), p.count())
+		proc.kill()
 	}
 
 	// 3. The last start: produce a little more, stop, and wait for the
 	// stream to ingest the whole topic and the pipeline to catch up.
-	c = spawn()
-	api = sluicetest.NewClient(c.waitUp(t), "chaos")
+	proc.start()
+	api = proc.waitUp()
 	before := p.count()
 	sluicetest.Eventually(t, 30*time.Second, "the producer writing to the last process", func() (bool, string) {
 		return p.count() >= before+500, fmt.Sprintf("%d events acknowledged", p.count())
 	})
-	acked, failed := p.stop()
-	t.Logf("%d events acknowledged, %d batches failed (not acknowledged: in the topic or not)", len(acked), failed)
+	acked, err := p.stop()
+	if err != nil {
+		t.Fatalf("producer: %v", err)
+	}
+	t.Logf("%d events acknowledged, %d batches failed (not acknowledged: in the topic or not)", len(acked), p.failures())
 
 	end := topicEnd(t, brokerAddr, topic)
 	sluicetest.Eventually(t, 30*time.Second, "ingesting the whole topic", func() (bool, string) {
@@ -182,15 +155,13 @@ ingestion:
 	if err := api.Do(sluicetest.Context(t), "GET", "/api/v1/pipelines/"+url.PathEscape(chaosPipeline), nil, http.StatusOK, &info); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.term(30 * time.Second); err != nil {
+	if err := proc.term(30 * time.Second); err != nil {
 		t.Fatalf("stopping sluice with SIGTERM: %v", err)
 	}
-	if b, err := os.ReadFile(logPath); err == nil {
-		t.Logf("the pipeline resumed %d times", strings.Count(string(b), `msg="pipeline resumed"`))
-	}
+	t.Logf("the pipeline resumed %d times", strings.Count(proc.log(), `msg="pipeline resumed"`))
 
 	// 4. Read the tables and compare with a computation over the source.
-	store := openStore(t, data)
+	store := openStore(t, proc.data)
 	type srcRow struct {
 		part    int32
 		off     int64
@@ -374,16 +345,6 @@ func pipelineCaughtUp(t *testing.T, api *sluicetest.Client) (bool, string) {
 	return true, ""
 }
 
-// freeAddr returns a local address that is free now.
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // topicEnd returns partition 0's end offset.
 func topicEnd(t *testing.T, addr, topic string) int64 {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
@@ -406,24 +367,10 @@ func topicEnd(t *testing.T, addr, topic string) int64 {
 // json.Number).
 func readRows(t *testing.T, store *table.Store, name string) []map[string]any {
 	t.Helper()
-	ctx := sluicetest.Context(t)
-	id, err := ident.Parse(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl, err := store.Load(ctx, id)
-	if err != nil {
-		t.Fatalf("loading %s: %v", name, err)
-	}
-	rdr, err := tbl.Scan(ctx, table.ScanOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdr.Release()
 	var out []map[string]any
-	for rdr.Next() {
+	eachBatch(t, store, name, table.ScanOptions{}, func(rec arrow.RecordBatch) {
 		var buf bytes.Buffer
-		if err := array.RecordToJSON(rdr.RecordBatch(), &buf); err != nil {
+		if err := array.RecordToJSON(rec, &buf); err != nil {
 			t.Fatal(err)
 		}
 		dec := json.NewDecoder(&buf)
@@ -435,10 +382,7 @@ func readRows(t *testing.T, store *table.Store, name string) []map[string]any {
 			}
 			out = append(out, m)
 		}
-	}
-	if err := rdr.Err(); err != nil {
-		t.Fatalf("scanning %s: %v", name, err)
-	}
+	})
 	return out
 }
 
@@ -479,99 +423,33 @@ func reportBad(t *testing.T, name string, bad []string) {
 	t.Errorf("%s:\n%s", name, strings.Join(bad, "\n"))
 }
 
-// eventProducer writes events n = 1, 2, ... in batches to a one-partition
-// topic, with event times in production order. A batch that fails (no
-// process serves the broker) is not retried: its events may or may not be
-// in the topic, and the next batch goes on with the next numbers.
-type eventProducer struct {
-	quit chan struct{}
-	done chan struct{}
-
-	mu     sync.Mutex
-	acked  []ackedEvent
-	failed int
-}
-
-type ackedEvent struct {
-	offset int64
-	id     string
-}
-
-func startEventProducer(t *testing.T, addr, topic string) *eventProducer {
-	p := &eventProducer{quit: make(chan struct{}), done: make(chan struct{})}
-	client := func() *kgo.Client {
+// startEventProducer writes events n = 1, 2, ... to a one-partition
+// topic, twenty every 10ms, with event times in production order. A batch
+// that fails (no process serves the broker) is not retried: its events may
+// or may not be in the topic, and the next batch goes on with the next
+// numbers.
+func startEventProducer(t *testing.T, addr, topic string) *chaosProducer {
+	n := 0
+	return startChaosProducer(t, addr, topic, producerOptions{
+		every:   10 * time.Millisecond,
+		timeout: 2 * time.Second,
 		// Without idempotence, a record times out even while its request
 		// is in flight; one request at a time keeps the batches in order.
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic),
-			kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(1),
+		client: []kgo.Opt{kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(1),
 			kgo.RecordDeliveryTimeout(time.Second), kgo.RecordRetries(5),
-			kgo.MetadataMinAge(50*time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
-			kgo.DialTimeout(time.Second))
-		if err != nil {
-			panic(err) // only bad options fail here
-		}
-		return cl
-	}
-	go func() {
-		defer close(p.done)
-		cl := client()
-		defer func() { cl.Close() }()
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		n := 0
-		for {
-			select {
-			case <-p.quit:
-				return
-			case <-tick.C:
-			}
+			kgo.MetadataMinAge(50 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
+			kgo.DialTimeout(time.Second)},
+		tolerateFailures: true,
+		batch: func() ([]*kgo.Record, []ackedRecord) {
 			recs := make([]*kgo.Record, 20)
+			meta := make([]ackedRecord, len(recs))
 			for i := range recs {
 				n++
-				recs[i] = &kgo.Record{Value: fmt.Appendf(nil, `{"id":"e-%06d","n":%d,"k":"k%d","at":%q}`,
-					n, n, n%3, chaosEventTime(n).Format(time.RFC3339Nano))}
+				meta[i] = ackedRecord{valid: true, id: fmt.Sprintf("e-%06d", n)}
+				recs[i] = &kgo.Record{Value: fmt.Appendf(nil, `{"id":%q,"n":%d,"k":"k%d","at":%q}`,
+					meta[i].id, n, n%3, chaosEventTime(n).Format(time.RFC3339Nano))}
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			err := cl.ProduceSync(ctx, recs...).FirstErr()
-			cancel()
-			p.mu.Lock()
-			if err != nil {
-				p.failed++
-			} else {
-				for _, r := range recs {
-					p.acked = append(p.acked, ackedEvent{r.Offset, strings.Split(string(r.Value), `"`)[3]})
-				}
-			}
-			p.mu.Unlock()
-			if err != nil {
-				// A new client: nothing of the failed batch is retried
-				// behind the next one, which keeps the topic in event-time
-				// order.
-				cl.Close()
-				cl = client()
-			}
-		}
-	}()
-	t.Cleanup(func() { p.stop() })
-	return p
-}
-
-func (p *eventProducer) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.acked)
-}
-
-// stop stops producing and returns the acknowledged events and the
-// number of failed batches.
-func (p *eventProducer) stop() ([]ackedEvent, int) {
-	select {
-	case <-p.quit:
-	default:
-		close(p.quit)
-	}
-	<-p.done
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.acked, p.failed
+			return recs, meta
+		},
+	})
 }
