@@ -115,6 +115,9 @@ func OpenEmbedded(dir string, logger *slog.Logger, opts *EmbeddedOptions) (*Embe
 	}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(o.BloomBitsPerKey)
+		// One index block per sstable (no two-level index): a point
+		// lookup then seeks one index block and one data block.
+		po.Levels[i].IndexBlockSize = 256 << 10
 	}
 	po.EnsureDefaults()
 	db, err := pebble.Open(dir, po)
@@ -335,11 +338,19 @@ func (e *Embedded) Get(ctx context.Context, t Table, keys []Key, features []stri
 // decodeInto fills r from a stored row.
 func (l *lookup) decodeInto(r *Result, t Table, row []byte, now time.Time) error {
 	var expired bool
+	next := 0 // requests usually list features in stored order: try the next position first
 	err := scanRow(row, func(ts int64, version uint64, _ int) {
 		expired = setFound(r, t, ts, version, now)
 	}, func(name []byte, v Value) {
-		if i := l.find(name); i >= 0 {
+		i := -1
+		if next < len(l.features) && l.features[next] == string(name) && (l.dups == nil || l.dups[next] < 0) {
+			i = next
+		} else {
+			i = l.find(name)
+		}
+		if i >= 0 {
 			l.set(r, i, v, expired)
+			next = i + 1
 		}
 	})
 	if err != nil {
