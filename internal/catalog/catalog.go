@@ -76,7 +76,7 @@ func Open(ctx context.Context, opts Options) (*Catalog, error) {
 	if opts.SecretKey != nil && len(opts.SecretKey) != 32 {
 		return nil, fmt.Errorf("catalog: secret key has %d bytes, want 32", len(opts.SecretKey))
 	}
-	for _, ddl := range []string{schemaDDL, pipelinesDDL} {
+	for _, ddl := range []string{schemaDDL, pipelinesDDL, trainingSetsDDL} {
 		if _, err := opts.DB.ExecContext(ctx, ddl); err != nil {
 			return nil, fmt.Errorf("creating catalog tables: %w", err)
 		}

@@ -68,7 +68,7 @@ Then, in another terminal:
 	}
 	root.PersistentFlags().StringVar(&g.server, "server", defServer, "sluice server URL (env SLUICE_SERVER)")
 	root.PersistentFlags().StringVar(&g.user, "user", defUser, "who you act as; until authentication lands the server trusts it (env SLUICE_USER)")
-	root.AddCommand(upCmd(env), streamCmd(env, g), pipelineCmd(env, g), featureTableCmd(env, g), tableCmd(env, g), topicCmd(env, g), secretCmd(env, g))
+	root.AddCommand(upCmd(env), streamCmd(env, g), pipelineCmd(env, g), featureTableCmd(env, g), trainingSetCmd(env, g), modelCmd(env, g), tableCmd(env, g), topicCmd(env, g), secretCmd(env, g))
 	return root
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/broker"
 	"github.com/sluice-dev/sluice/internal/catalog"
 	"github.com/sluice-dev/sluice/internal/demo"
+	"github.com/sluice-dev/sluice/internal/feature"
 	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/ingest"
 	"github.com/sluice-dev/sluice/internal/online"
@@ -183,7 +184,7 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (_ *Node, err
 	}
 
 	api := server.New(server.Deps{Catalog: n.Catalog, Tables: n.Tables, Streams: n.Streams, Pipelines: n.Pipelines,
-		Online: n.Online, Publisher: n.Publisher, Gatherer: reg, Kafka: n.kafka, Logger: logger})
+		Online: n.Online, Publisher: n.Publisher, Features: feature.New(n.Tables, n.Catalog, logger, feature.Options{}), Gatherer: reg, Kafka: n.kafka, Logger: logger})
 	n.httpLn, err = net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for the REST API on %s (use --http to pick another address): %w", opts.HTTPAddr, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/broker"
 	"github.com/sluice-dev/sluice/internal/catalog"
 	"github.com/sluice-dev/sluice/internal/expr"
+	"github.com/sluice-dev/sluice/internal/feature"
 	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/ingest"
 	"github.com/sluice-dev/sluice/internal/online"
@@ -50,7 +51,9 @@ type Deps struct {
 	// and sync feature tables to the online store; nil disables them.
 	Online    online.Store
 	Publisher *publish.Publisher
-	Gatherer  prometheus.Gatherer
+	// Features serves training sets and models; nil disables them.
+	Features *feature.Service
+	Gatherer prometheus.Gatherer
 	// Kafka is a client of the default broker (the embedded one, or
 	// --broker-addr), used by the topic endpoints; nil disables them.
 	Kafka  *kgo.Client
@@ -98,6 +101,7 @@ func (a *API) Handler() http.Handler {
 		mux.HandleFunc("POST /get-online-features", a.getOnlineFeatures)
 		mux.HandleFunc("POST /api/v1/feature-tables/{name}/sync", a.featureTableSync)
 	}
+	a.featureRoutes(mux)
 	mux.HandleFunc("GET /api/v1/topics", a.listTopics)
 	mux.HandleFunc("POST /api/v1/topics", a.createTopic)
 	mux.HandleFunc("GET /api/v1/secrets", a.listSecrets)

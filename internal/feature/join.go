@@ -1,0 +1,740 @@
+package feature
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/sluice-dev/sluice/internal/ident"
+	"github.com/sluice-dev/sluice/internal/table"
+)
+
+// The as-of join.
+//
+// Labels are read in chunks of Options.ChunkRows rows, in order. For each
+// chunk and each lookup:
+//
+//  1. Index the chunk's label rows by key (a hash map from the encoded key
+//     to an entity number) and sort each entity's rows by label time.
+//  2. Pass 1 streams the feature table's key and timestamp columns once.
+//     A feature row of entity e with time f is a candidate for the labels of
+//     e at or after f; it is filed under the first of them (binary search),
+//     where it replaces the filed row if f is at least as new (ties go to
+//     the row read later: see "Ties" in docs/features.md).
+//  3. Walking each entity's labels in time order carries the newest filed
+//     row forward: that is each label's as-of match, dropped if older than
+//     the TTL.
+//  4. Pass 2 streams the feature columns and keeps only the matched rows
+//     (files without any are skipped), then each label row takes its
+//     match's values (arrow Take; no match gives nulls).
+//
+// Memory is bounded by the chunk (its label rows and, per lookup, a few
+// words per label row plus the matched feature values), whatever the size
+// of the feature tables, which are streamed and never held. Labels larger
+// than a chunk cost one more pass over each feature table per chunk.
+
+// Options tunes the join. The zero value uses the documented defaults.
+type Options struct {
+	// ChunkRows is how many label rows are joined at once. Memory grows
+	// with it (about the labels' row width plus 50 bytes per lookup per
+	// row); each further chunk reads every feature table again.
+	// Default 2Mi rows.
+	ChunkRows int
+	// Parallelism is how many lookups of a chunk run at once. Default 2.
+	Parallelism int
+}
+
+// BatchRows is the size of the result's record batches (the last may be
+// shorter) and of the Parquet writes: fixed, so that a result written
+// twice, or written from an Arrow stream, is the same file.
+const BatchRows = 64 << 10
+
+// EnsureDefaults fills in the defaults.
+func (o *Options) EnsureDefaults() {
+	if o.ChunkRows <= 0 {
+		o.ChunkRows = 2 << 20
+	}
+	o.ChunkRows = max(BatchRows, o.ChunkRows/BatchRows*BatchRows)
+	if o.Parallelism <= 0 {
+		o.Parallelism = 2
+	}
+}
+
+// Result streams a training set's rows: an [array.RecordReader] whose
+// batches hold BatchRows rows (the last fewer), label columns first, in
+// label order. It computes a chunk when its batches run out, so Next may
+// block for long. It is not goroutine-safe, except [Result.Progress].
+// The caller releases it.
+type Result struct {
+	ctx    context.Context
+	svc    *Service
+	plan   Plan
+	schema *arrow.Schema
+	labels array.RecordReader
+	// labelIdx are the label reader's columns that the result keeps.
+	labelIdx []int
+	tsIdx    int
+	lookups  []*lookupRun
+
+	pending *pendingChunk // nil: read the next chunk
+	cur     arrow.RecordBatch
+	done    atomic.Int64
+	err     error
+	refs    atomic.Int64
+}
+
+// Schema returns the result's schema.
+func (r *Result) Schema() *arrow.Schema { return r.schema }
+
+// Plan returns what the result reads.
+func (r *Result) Plan() Plan { return r.plan }
+
+// Rows returns the number of rows the result will have.
+func (r *Result) Rows() int64 { return r.plan.Rows }
+
+// Progress returns how many rows Next has returned so far. It is safe to
+// call from any goroutine.
+func (r *Result) Progress() int64 { return r.done.Load() }
+
+// Err returns the error that ended the stream, if any.
+func (r *Result) Err() error { return r.err }
+
+func (r *Result) Retain() { r.refs.Add(1) }
+
+// Release frees the reader when the last reference is released.
+func (r *Result) Release() {
+	if r.refs.Add(-1) > 0 {
+		return
+	}
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	if r.pending != nil {
+		r.pending.release()
+		r.pending = nil
+	}
+	if r.labels != nil {
+		r.labels.Release()
+		r.labels = nil
+	}
+}
+
+// Record returns the current batch, valid until the next Next.
+func (r *Result) Record() arrow.RecordBatch      { return r.cur }
+func (r *Result) RecordBatch() arrow.RecordBatch { return r.cur }
+
+// Next moves to the next batch.
+func (r *Result) Next() bool {
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	if r.err != nil {
+		return false
+	}
+	if r.pending != nil && r.pending.next == len(r.pending.batches) {
+		r.pending.release()
+		r.pending = nil
+	}
+	if r.pending == nil {
+		if err := r.chunk(); err != nil {
+			r.err = err
+			return false
+		}
+		if r.pending == nil {
+			return false
+		}
+	}
+	rec, err := r.output(r.pending)
+	if err != nil {
+		r.err = err
+		return false
+	}
+	r.cur = rec
+	r.done.Add(rec.NumRows())
+	return true
+}
+
+// Run starts computing plan. Reading starts at once: every input must
+// still be as the plan recorded (see [Service.Recreate] for the checks).
+// Cancelling ctx stops the computation; Next then fails with ctx's error.
+func (s *Service) Run(ctx context.Context, plan Plan) (*Result, error) {
+	r := &Result{ctx: ctx, svc: s, plan: plan}
+	r.refs.Store(1)
+	lr, err := s.openLabels(ctx, plan.Labels)
+	if err != nil {
+		return nil, err
+	}
+	r.labels = newRechunker(lr, BatchRows)
+	lsc := lr.Schema()
+	fields := []arrow.Field{}
+	for _, c := range plan.LabelColumns {
+		idx := lsc.FieldIndices(c)
+		if len(idx) == 0 {
+			r.Release()
+			return nil, fmt.Errorf("%w: the labels have no column %s any more", ErrChanged, c)
+		}
+		r.labelIdx = append(r.labelIdx, idx[0])
+		fields = append(fields, lsc.Field(idx[0]))
+	}
+	idx := lsc.FieldIndices(plan.TimestampColumn)
+	if len(idx) == 0 {
+		r.Release()
+		return nil, fmt.Errorf("%w: the labels have no column %s any more", ErrChanged, plan.TimestampColumn)
+	}
+	r.tsIdx = idx[0]
+	for i, lp := range plan.Lookups {
+		lr, err := s.openLookup(ctx, lp, lsc)
+		if err != nil {
+			r.Release()
+			return nil, fmt.Errorf("lookups[%d] (%s): %w", i, lp.Table, err)
+		}
+		r.lookups = append(r.lookups, lr)
+		for j, c := range lp.Columns {
+			fields = append(fields, arrow.Field{Name: c, Type: lr.types[j], Nullable: true})
+		}
+	}
+	r.schema = arrow.NewSchema(fields, nil)
+	return r, nil
+}
+
+// lookupRun is one lookup's reading state.
+type lookupRun struct {
+	plan     LookupPlan
+	tbl      *table.Table
+	files    []table.ChangedFile // nil: scan (the snapshot has row deletes, or is empty)
+	scan     bool
+	keyIdx   []int // label columns of the lookup key
+	types    []arrow.DataType
+	ttlMicro int64
+}
+
+func (s *Service) openLookup(ctx context.Context, lp LookupPlan, lsc *arrow.Schema) (*lookupRun, error) {
+	name, err := ident.Parse(lp.Table)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.tables.Load(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	lr := &lookupRun{plan: lp, tbl: t, ttlMicro: lp.ttl().Microseconds()}
+	if lp.Snapshot != 0 {
+		lr.files, err = t.FilesAt(ctx, lp.Snapshot)
+		switch {
+		case errors.Is(err, table.ErrRowDeletes):
+			lr.scan = true
+		case errors.Is(err, table.ErrHistoryExpired):
+			return nil, fmt.Errorf("%w: %w", ErrChanged, err)
+		case err != nil:
+			return nil, err
+		}
+	}
+	sc := t.ArrowSchema()
+	for _, c := range append(append(slices.Clone(lp.TableKey), lp.Features...), lp.TimestampKey) {
+		if c == "" {
+			continue
+		}
+		if len(sc.FieldIndices(c)) == 0 {
+			return nil, fmt.Errorf("%w: table %s has no column %s any more", ErrChanged, lp.Table, c)
+		}
+	}
+	for _, f := range lp.Features {
+		lr.types = append(lr.types, sc.Field(sc.FieldIndices(f)[0]).Type)
+	}
+	for _, k := range lp.LookupKey {
+		idx := lsc.FieldIndices(k)
+		if len(idx) == 0 {
+			return nil, fmt.Errorf("%w: the labels have no column %s any more", ErrChanged, k)
+		}
+		lr.keyIdx = append(lr.keyIdx, idx[0])
+	}
+	return lr, nil
+}
+
+// forEach streams columns cols of the lookup's snapshot, calling fn with
+// each batch and the ordinal of its first row (rows are numbered in the
+// snapshot's stable order). want, if not nil, says whether rows [lo, hi)
+// of a file are needed; files that are not are skipped unread.
+func (lr *lookupRun) forEach(ctx context.Context, cols []string, want func(lo, hi int64) bool, fn func(rec arrow.RecordBatch, base int64)) error {
+	if lr.plan.Snapshot == 0 {
+		return nil
+	}
+	var base int64
+	read := func(rdr array.RecordReader) error {
+		defer rdr.Release()
+		for rdr.Next() {
+			rec := rdr.RecordBatch()
+			fn(rec, base)
+			base += rec.NumRows()
+		}
+		return rdr.Err()
+	}
+	if lr.scan {
+		rdr, err := lr.tbl.ScanAt(ctx, lr.plan.Snapshot, table.ScanOptions{Columns: cols})
+		if err != nil {
+			return err
+		}
+		return read(rdr)
+	}
+	for _, f := range lr.files {
+		if want != nil && !want(base, base+f.Rows) {
+			base += f.Rows
+			continue
+		}
+		start := base
+		rdr, err := lr.tbl.ReadFiles(ctx, []table.ChangedFile{f}, cols)
+		if err != nil {
+			return err
+		}
+		if err := read(rdr); err != nil {
+			return err
+		}
+		if base-start != f.Rows {
+			return fmt.Errorf("table %s: data file %s has %d rows, its manifest says %d", lr.plan.Table, f.Path, base-start, f.Rows)
+		}
+	}
+	return nil
+}
+
+// chunk reads the next label chunk and computes its output batches.
+func (r *Result) chunk() error {
+	var batches []arrow.RecordBatch
+	defer func() {
+		for _, b := range batches {
+			b.Release()
+		}
+	}()
+	var n int
+	for n < r.svc.opts.ChunkRows && r.labels.Next() {
+		b := r.labels.RecordBatch()
+		b.Retain()
+		batches = append(batches, b)
+		n += int(b.NumRows())
+	}
+	if err := r.labels.Err(); err != nil {
+		return fmt.Errorf("reading labels: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	// Label times of the chunk.
+	lts := make([]int64, n)
+	lok := make([]bool, n)
+	off := 0
+	for _, b := range batches {
+		m := int(b.NumRows())
+		timesOf(b.Column(r.tsIdx), lts[off:off+m], lok[off:off+m])
+		off += m
+	}
+
+	// The lookups, Parallelism at a time.
+	results := make([]*matched, len(r.lookups))
+	errs := make([]error, len(r.lookups))
+	sem := make(chan struct{}, r.svc.opts.Parallelism)
+	var wg sync.WaitGroup
+	for i, lr := range r.lookups {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			began := time.Now()
+			results[i], errs[i] = lr.join(r.ctx, batches, lts, lok)
+			r.svc.logger.Debug("training set lookup joined", "table", lr.plan.Table, "label_rows", n, "took", time.Since(began))
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for _, m := range results {
+			if m != nil {
+				m.release()
+			}
+		}
+	}()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+
+	r.pending = &pendingChunk{batches: batches, results: results}
+	batches, results = nil, nil
+	return nil
+}
+
+// pendingChunk is a joined label chunk whose output batches are built one
+// at a time, as Next asks for them.
+type pendingChunk struct {
+	batches []arrow.RecordBatch
+	results []*matched
+	next    int // the next batch to output
+	off     int // its first row within the chunk
+}
+
+func (c *pendingChunk) release() {
+	for _, b := range c.batches[c.next:] {
+		b.Release()
+	}
+	for _, m := range c.results {
+		m.release()
+	}
+}
+
+// output builds the chunk's next output batch: the label columns, then
+// each lookup's features.
+func (r *Result) output(c *pendingChunk) (arrow.RecordBatch, error) {
+	ctx := compute.WithAllocator(r.ctx, memory.DefaultAllocator)
+	b := c.batches[c.next]
+	m := int(b.NumRows())
+	cols := make([]arrow.Array, 0, r.schema.NumFields())
+	defer func() {
+		for _, col := range cols {
+			col.Release()
+		}
+	}()
+	for _, i := range r.labelIdx {
+		col := b.Column(i)
+		col.Retain()
+		cols = append(cols, col)
+	}
+	for _, mt := range c.results {
+		idx := mt.indices(c.off, m)
+		for _, v := range mt.values {
+			out, err := compute.TakeArray(ctx, v, idx)
+			if err != nil {
+				idx.Release()
+				return nil, fmt.Errorf("gathering features: %w", err)
+			}
+			cols = append(cols, out)
+		}
+		idx.Release()
+	}
+	rec := array.NewRecordBatch(r.schema, cols, int64(m))
+	b.Release()
+	c.next++
+	c.off += m
+	return rec, nil
+}
+
+// matched is one lookup's result for a chunk: for each label row the
+// index of its match in values (-1: none), and the matched feature rows.
+type matched struct {
+	match  []int32
+	values []arrow.Array // one per feature
+}
+
+func (m *matched) release() {
+	for _, v := range m.values {
+		v.Release()
+	}
+}
+
+// indices returns match[off:off+n] as an Int32 array with nulls for -1.
+func (m *matched) indices(off, n int) *array.Int32 {
+	b := array.NewInt32Builder(memory.DefaultAllocator)
+	defer b.Release()
+	b.Reserve(n)
+	for _, v := range m.match[off : off+n] {
+		if v < 0 {
+			b.AppendNull()
+		} else {
+			b.UnsafeAppend(v)
+		}
+	}
+	return b.NewInt32Array()
+}
+
+// join is steps 1–4 of the algorithm for one lookup and one label chunk.
+func (lr *lookupRun) join(ctx context.Context, batches []arrow.RecordBatch, lts []int64, lok []bool) (*matched, error) {
+	n := len(lts)
+	hasTs := lr.plan.TimestampKey != ""
+	// 1. Entities. A label without a time matches nothing in a table with
+	// a timestamp key; a table without one joins on keys alone.
+	ent := make([]int32, n)
+	ids := make(map[string]int32)
+	var enc keyEncoder
+	keyCols := make([]arrow.Array, len(lr.keyIdx))
+	off := 0
+	for _, b := range batches {
+		for j, c := range lr.keyIdx {
+			keyCols[j] = b.Column(c)
+		}
+		enc.reset(keyCols)
+		for i := range int(b.NumRows()) {
+			k, ok := enc.encode(i)
+			if !ok || (hasTs && !lok[off+i]) {
+				ent[off+i] = -1
+				continue
+			}
+			id, found := ids[string(k)]
+			if !found {
+				id = int32(len(ids))
+				ids[string(k)] = id
+			}
+			ent[off+i] = id
+		}
+		off += int(b.NumRows())
+	}
+	// Counting sort by entity, then by time within each entity.
+	start := make([]int32, len(ids)+1)
+	for _, e := range ent {
+		if e >= 0 {
+			start[e+1]++
+		}
+	}
+	for i := 1; i < len(start); i++ {
+		start[i] += start[i-1]
+	}
+	order := make([]int32, start[len(ids)])
+	fill := slices.Clone(start[:len(ids)])
+	for i, e := range ent {
+		if e >= 0 {
+			order[fill[e]] = int32(i)
+			fill[e]++
+		}
+	}
+	fill = nil
+	for e := range len(ids) {
+		g := order[start[e]:start[e+1]]
+		if len(g) > 1 {
+			slices.SortStableFunc(g, func(a, b int32) int { return cmpInt64(lts[a], lts[b]) })
+		}
+	}
+	sts := make([]int64, len(order)) // label times in sorted order
+	for p, i := range order {
+		sts[p] = lts[i]
+	}
+	bestTs := make([]int64, len(order))
+	bestOrd := make([]int64, len(order))
+	for i := range bestOrd {
+		bestOrd[i] = -1
+	}
+
+	// 2. Pass 1: keys and timestamps.
+	cols := slices.Clone(lr.plan.TableKey)
+	if hasTs {
+		cols = append(cols, lr.plan.TimestampKey)
+	}
+	nk := len(lr.plan.TableKey)
+	var fts []int64
+	var fok []bool
+	fkeys := make([]arrow.Array, nk)
+	var last []byte
+	var lastOK bool
+	var lastE int32
+	err := lr.forEach(ctx, cols, nil, func(rec arrow.RecordBatch, base int64) {
+		m := int(rec.NumRows())
+		for j := range nk {
+			fkeys[j] = rec.Column(j)
+		}
+		enc.reset(fkeys)
+		if hasTs {
+			fts, fok = grow(fts, m), growBool(fok, m)
+			timesOf(rec.Column(nk), fts, fok)
+		}
+		for i := range m {
+			k, ok := enc.encode(i)
+			if !ok {
+				continue
+			}
+			// Feature tables are often clustered by key: consecutive
+			// rows of one key skip the hash lookup.
+			var e int32
+			if lastOK && bytes.Equal(k, last) {
+				e = lastE
+			} else {
+				var found bool
+				e, found = ids[string(k)]
+				last, lastOK, lastE = append(last[:0], k...), true, e
+				if !found {
+					e, lastE = -1, -1
+				}
+			}
+			if e < 0 {
+				continue
+			}
+			lo, hi := int(start[e]), int(start[e+1])
+			t := int64(math.MinInt64)
+			if hasTs {
+				if !fok[i] {
+					continue // a feature row without a time never matches
+				}
+				t = fts[i]
+				// The first label at or after t.
+				for lo < hi {
+					mid := int(uint(lo+hi) >> 1)
+					if sts[mid] < t {
+						lo = mid + 1
+					} else {
+						hi = mid
+					}
+				}
+				if lo == int(start[e+1]) {
+					continue
+				}
+			}
+			if bestOrd[lo] < 0 || t >= bestTs[lo] {
+				bestTs[lo], bestOrd[lo] = t, base+int64(i)
+			}
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", lr.plan.Table, err)
+	}
+	ids = nil
+
+	// 3. Carry each entity's newest row forward; apply the TTL.
+	matchOrd := make([]int64, n)
+	for i := range matchOrd {
+		matchOrd[i] = -1
+	}
+	for e := range len(start) - 1 {
+		runOrd, runTs := int64(-1), int64(0)
+		for p := start[e]; p < start[e+1]; p++ {
+			if bestOrd[p] >= 0 {
+				runOrd, runTs = bestOrd[p], bestTs[p]
+			}
+			if runOrd < 0 {
+				continue
+			}
+			if hasTs && lr.ttlMicro > 0 && sts[p]-runTs > lr.ttlMicro {
+				continue
+			}
+			matchOrd[order[p]] = runOrd
+		}
+	}
+	bestTs, bestOrd, sts, order, start = nil, nil, nil, nil, nil
+
+	// 4. Pass 2: the matched rows' features.
+	winners := make([]int64, 0, n)
+	for _, o := range matchOrd {
+		if o >= 0 {
+			winners = append(winners, o)
+		}
+	}
+	slices.Sort(winners)
+	winners = slices.Compact(winners)
+	res := &matched{match: make([]int32, n)}
+	for i, o := range matchOrd {
+		res.match[i] = -1
+		if o >= 0 {
+			w, _ := slices.BinarySearch(winners, o)
+			res.match[i] = int32(w)
+		}
+	}
+	matchOrd = nil
+	parts := make([][]arrow.Array, len(lr.plan.Features))
+	defer func() {
+		for _, ps := range parts {
+			for _, p := range ps {
+				p.Release()
+			}
+		}
+	}()
+	tctx := compute.WithAllocator(ctx, memory.DefaultAllocator)
+	var perr error
+	if len(winners) > 0 {
+		next := 0 // winners[next] is the first not gathered yet
+		want := func(lo, hi int64) bool {
+			w, _ := slices.BinarySearch(winners, lo)
+			return w < len(winners) && winners[w] < hi
+		}
+		ib := array.NewInt32Builder(memory.DefaultAllocator)
+		defer ib.Release()
+		err = lr.forEach(ctx, lr.plan.Features, want, func(rec arrow.RecordBatch, base int64) {
+			if perr != nil {
+				return
+			}
+			end := base + rec.NumRows()
+			for next < len(winners) && winners[next] < base {
+				next++ // in a skipped file: cannot happen, files with winners are read
+			}
+			for next < len(winners) && winners[next] < end {
+				ib.Append(int32(winners[next] - base))
+				next++
+			}
+			if ib.Len() == 0 {
+				return
+			}
+			idx := ib.NewInt32Array()
+			defer idx.Release()
+			for j := range lr.plan.Features {
+				v, err := compute.TakeArray(tctx, rec.Column(j), idx)
+				if err != nil {
+					perr = err
+					return
+				}
+				parts[j] = append(parts[j], v)
+			}
+		})
+		if err == nil {
+			err = perr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", lr.plan.Table, err)
+		}
+		if next != len(winners) {
+			return nil, fmt.Errorf("reading %s: %d matched rows were not found on the second pass", lr.plan.Table, len(winners)-next)
+		}
+	}
+	for j, typ := range lr.types {
+		var v arrow.Array
+		switch len(parts[j]) {
+		case 0:
+			v = array.MakeArrayOfNull(memory.DefaultAllocator, typ, 0)
+		case 1:
+			v = parts[j][0]
+			v.Retain()
+		default:
+			c, err := array.Concatenate(parts[j], memory.DefaultAllocator)
+			if err != nil {
+				res.release()
+				return nil, err
+			}
+			v = c
+		}
+		res.values = append(res.values, v)
+	}
+	return res, nil
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func grow(s []int64, n int) []int64 {
+	if cap(s) < n {
+		return make([]int64, n)
+	}
+	return s[:n]
+}
+
+func growBool(s []bool, n int) []bool {
+	if cap(s) < n {
+		return make([]bool, n)
+	}
+	return s[:n]
+}
