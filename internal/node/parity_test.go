@@ -1,0 +1,225 @@
+package node_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/sluice-dev/sluice/internal/feature"
+	"github.com/sluice-dev/sluice/internal/ident"
+	"github.com/sluice-dev/sluice/internal/online"
+	"github.com/sluice-dev/sluice/internal/publish"
+	"github.com/sluice-dev/sluice/internal/table"
+	"github.com/sluice-dev/sluice/internal/testutil/sluicetest"
+)
+
+// TestOnlineOfflineParity checks sluice's central promise on randomized
+// event streams: for any entity and time, the value served online equals
+// the value a training set holds for that entity at that time. Events
+// arrive in event-time order in chunks; after each chunk is committed and
+// synced, the online store is read "at" a time t (at or after the last
+// event, sometimes past the TTL). A training set is then built with one
+// label row per (entity, t), over the same feature table, and each value
+// and each miss (expired or never seen) must be identical.
+func TestOnlineOfflineParity(t *testing.T) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { parity(t, seed) })
+	}
+}
+
+func parity(t *testing.T, seed uint64) {
+	n := sluicetest.StartNode(t)
+	ctx := sluicetest.Context(t)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	const ttl = 30 * time.Minute
+	name, _ := ident.Parse("main.parity.user_features")
+	sc := arrow.NewSchema([]arrow.Field{
+		{Name: "user_id", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "ts", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
+		{Name: "revenue", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: "platform", Type: arrow.BinaryTypes.String, Nullable: true},
+	}, nil)
+	tbl, err := n.Tables.Create(ctx, name, sc, table.CreateOptions{Properties: map[string]string{
+		publish.PropPrimaryKey: "user_id,ts", publish.PropTimeKey: "ts", publish.PropTTL: "30m",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := []string{"u0", "u1", "u2", "u3", "u4", "u5"}
+	platforms := []string{"ios", "android", "web"}
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	type obs struct {
+		user  string
+		at    time.Time
+		value string // "revenue/platform", or "-" for no value
+	}
+	var served []obs
+	type event struct {
+		user, platform string
+		at             time.Time
+		revenue        float64
+	}
+	var events []event
+	for chunk := range 12 {
+		b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
+		for range 1 + rng.IntN(15) {
+			clock = clock.Add(time.Duration(1+rng.IntN(600)) * time.Second)
+			ev := event{user: users[rng.IntN(len(users))], at: clock, revenue: float64(rng.IntN(10000)) / 100}
+			b.Field(0).(*array.StringBuilder).Append(ev.user)
+			b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(clock.UnixMicro()))
+			b.Field(2).(*array.Float64Builder).Append(ev.revenue)
+			if rng.IntN(10) == 0 {
+				b.Field(3).AppendNull()
+			} else {
+				ev.platform = platforms[rng.IntN(len(platforms))]
+				b.Field(3).(*array.StringBuilder).Append(ev.platform)
+			}
+			events = append(events, ev)
+		}
+		rec := b.NewRecordBatch()
+		b.Release()
+		if err := tbl.Append(ctx, []arrow.RecordBatch{rec}, nil); err != nil {
+			t.Fatal(err)
+		}
+
+		st, err := n.Publisher.Sync(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Rows != rec.NumRows() {
+			t.Fatalf("chunk %d: appended %d rows, synced %d", chunk, rec.NumRows(), st.Rows)
+		}
+		rec.Release()
+		// Read everyone at a time at or after the last event, sometimes
+		// beyond the TTL of what came before.
+		at := clock.Add(time.Duration(rng.IntN(int(45*time.Minute/time.Second))) * time.Second)
+		if chunk%4 == 0 {
+			at = clock // exactly at the last event
+		}
+		keys := make([]online.Key, len(users))
+		for i, u := range users {
+			keys[i] = online.Key{online.String(u)}
+		}
+		res, err := n.Online.Get(ctx, online.Table{Name: name.String(), TTL: ttl}, keys, []string{"revenue", "platform"}, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Time moves on to the read: later events happen after it, as
+		// they would in production (online serves what has happened).
+		clock = at
+		for i, u := range users {
+			v := "-"
+			if r := res[i]; r.Statuses[0] == online.Present {
+				v = fmt.Sprintf("%v/%s", r.Values[0].Float64(), r.Values[1].Str())
+			}
+			served = append(served, obs{u, at, v})
+		}
+	}
+
+	// The training set: one label per (user, read time).
+	labels := filepath.Join(t.TempDir(), "labels.parquet")
+	lsc := arrow.NewSchema([]arrow.Field{
+		{Name: "user_id", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "event_timestamp", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
+		{Name: "label", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	}, nil)
+	lb := array.NewRecordBuilder(memory.DefaultAllocator, lsc)
+	for i, o := range served {
+		lb.Field(0).(*array.StringBuilder).Append(o.user)
+		lb.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(o.at.UnixMicro()))
+		lb.Field(2).(*array.Int64Builder).Append(int64(i))
+	}
+	lrec := lb.NewRecordBatch()
+	lb.Release()
+	f, err := os.Create(labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pqarrow.NewFileWriter(lsc, f, nil, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(lrec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lrec.Release()
+
+	svc := feature.New(n.Tables, n.Catalog, nil, feature.Options{})
+	plan, err := svc.Plan(ctx, feature.Spec{
+		Labels: labels, TimestampColumn: "event_timestamp", Label: "label",
+		Lookups: []feature.Lookup{{Table: name.String(), LookupKey: feature.Strings{"user_id"}, Features: []string{"revenue", "platform"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Run(ctx, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Release()
+	offline := make([]string, len(served))
+	got := 0
+	for res.Next() {
+		rec := res.RecordBatch()
+		label := rec.Column(rec.Schema().FieldIndices("label")[0]).(*array.Int64)
+		rev := rec.Column(rec.Schema().FieldIndices("revenue")[0]).(*array.Float64)
+		plat := rec.Column(rec.Schema().FieldIndices("platform")[0]).(*array.String)
+		for i := 0; i < int(rec.NumRows()); i++ {
+			v := "-"
+			if rev.IsValid(i) {
+				p := ""
+				if plat.IsValid(i) {
+					p = plat.Value(i)
+				}
+				v = fmt.Sprintf("%v/%s", rev.Value(i), p)
+			}
+			offline[label.Value(i)] = v
+			got++
+		}
+	}
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got != len(served) {
+		t.Fatalf("the training set has %d rows for %d labels", got, len(served))
+	}
+	// A brute-force oracle, to say which side is wrong on a mismatch.
+	truth := func(user string, at time.Time) string {
+		v := "-"
+		for _, e := range events {
+			if e.user == user && !e.at.After(at) && at.Sub(e.at) <= ttl {
+				v = fmt.Sprintf("%v/%s", e.revenue, e.platform)
+			} else if e.user == user && !e.at.After(at) {
+				v = "-"
+			}
+		}
+		return v
+	}
+	present, missing := 0, 0
+	for i, o := range served {
+		if offline[i] != o.value {
+			t.Errorf("%s at %s: online served %s, the training set holds %s, the oracle says %s", o.user, o.at.Format(time.RFC3339), o.value, offline[i], truth(o.user, o.at))
+		}
+		if o.value == "-" {
+			missing++
+		} else {
+			present++
+		}
+	}
+	if present == 0 || missing == 0 {
+		t.Fatalf("a weak run: %d present and %d missing values", present, missing)
+	}
+	t.Logf("%d reads compared: %d values, %d misses (expired or unseen)", len(served), present, missing)
+}
