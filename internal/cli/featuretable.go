@@ -39,6 +39,23 @@ feature table on demand. Serve features with POST /get-online-features (docs/api
 			return nil
 		},
 	}
-	cmd.AddCommand(sync)
+	publish := &cobra.Command{
+		Use:     "publish NAME",
+		Short:   "Mark a feature table online and sync it; its pipeline then keeps it synced",
+		Example: "  sluice feature-table publish main.features.user_activity",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var st struct {
+				Table string `json:"table"`
+				Rows  int64  `json:"rows_written"`
+			}
+			if _, err := g.callNamed(cmd, http.MethodPost, "/api/v1/feature-tables", args[0], "/publish", &st); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Out, "published %s online: %d rows written; its pipeline now syncs it after every commit\n", st.Table, st.Rows)
+			return nil
+		},
+	}
+	cmd.AddCommand(sync, publish)
 	return cmd
 }

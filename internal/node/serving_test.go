@@ -90,6 +90,53 @@ FROM STREAM(main.f.events_ingestion);`
 			t.Errorf("%v: %v", bad, err)
 		}
 	}
+	// A feature table published after its pipeline ran: served from then
+	// on, and kept in sync by later pipeline commits.
+	sql2 := `CREATE STREAMING TABLE main.f.user_platform (PRIMARY KEY (user_id, ts TIMESERIES)) AS
+SELECT value.user_id AS user_id, value.ts AS ts, value.platform AS platform FROM STREAM(main.f.events_ingestion);`
+	runPipeline := func() {
+		t.Helper()
+		if err := api.Do(sluicetest.Context(t), "POST", "/api/v1/pipelines", map[string]any{"name": "main.f.later", "sql": sql2}, 200, nil); err != nil {
+			t.Fatal(err)
+		}
+		sluicetest.Eventually(t, 30*time.Second, "the second pipeline completing", func() (bool, string) {
+			var info struct{ State, Error string }
+			if err := api.Do(sluicetest.Context(t), "GET", "/api/v1/pipelines/main.f.later", nil, 200, &info); err != nil {
+				return false, err.Error()
+			}
+			return info.State == "completed", info.State + " " + info.Error
+		})
+	}
+	platformOf := func(user string) (any, string) {
+		t.Helper()
+		var r server.OnlineFeaturesResponse
+		req := map[string]any{"features": []string{"main.f.user_platform:platform"}, "entities": map[string]any{"user_id": []string{user}}}
+		if err := api.Do(sluicetest.Context(t), "POST", "/get-online-features", req, 200, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Results[1].Values[0], r.Results[1].Statuses[0]
+	}
+	runPipeline()
+	if v, st := platformOf("u2"); st != "NOT_FOUND" {
+		t.Fatalf("an unpublished table is served: %v %s", v, st)
+	}
+	if err := api.Do(sluicetest.Context(t), "POST", "/api/v1/feature-tables/main.f.user_platform/publish", nil, 200, nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, st := platformOf("u2"); v != "android" || st != "PRESENT" {
+		t.Fatalf("after publish: %v %s", v, st)
+	}
+	sluicetest.Produce(t, n.BrokerAddr(), "events", time.Time{},
+		`u2:{"user_id":"u2","revenue":1,"platform":"tv","ts":"2026-11-23T11:00:00Z"}`)
+	sluicetest.Eventually(t, 30*time.Second, "5 rows ingested", func() (bool, string) {
+		s := api.MustStream(t, "main.f.events")
+		return s.Status.RowsIngested == 5, fmt.Sprint(s.Status.RowsIngested)
+	})
+	runPipeline()
+	if v, st := platformOf("u2"); v != "tv" || st != "PRESENT" {
+		t.Fatalf("a published table's next pipeline commit was not synced: %v %s", v, st)
+	}
+
 	// The triggered sync has nothing left to do.
 	var st struct {
 		Rows int64 `json:"rows_written"`

@@ -159,11 +159,15 @@ func NewManager(o ManagerOptions, logger *slog.Logger) *Manager {
 	}
 	if pub := o.Publisher; pub != nil && o.Run.AfterCommit == nil {
 		o.Run.AfterCommit = func(ctx context.Context, d *Dataset) error {
-			if !strings.EqualFold(d.Properties[publish.PropOnline], "true") {
+			if strings.EqualFold(d.Properties[publish.PropOnline], "true") {
+				_, err := pub.Sync(ctx, d.Name)
+				return err
+			}
+			if len(d.PrimaryKey) == 0 {
 				return nil
 			}
-			_, err := pub.Sync(ctx, d.Name)
-			return err
+			// Published later (sluice feature-table publish).
+			return pub.SyncIfOnline(ctx, d.Name)
 		}
 	}
 	o.Run.EnsureDefaults()

@@ -300,3 +300,33 @@ func Value(a arrow.Array, i int) online.Value {
 	}
 	return online.String(a.ValueStr(i))
 }
+
+// Publish marks table name online (the table property online = true) and
+// syncs it, so that pipelines keep it synced after every commit.
+func (p *Publisher) Publish(ctx context.Context, name ident.Name) (Stats, error) {
+	t, err := p.tables.Load(ctx, name)
+	if err != nil {
+		return Stats{}, err
+	}
+	if _, err := Describe(t); err != nil {
+		return Stats{}, err
+	}
+	if err := p.tables.SetProperties(ctx, name, map[string]string{PropOnline: "true"}); err != nil {
+		return Stats{}, err
+	}
+	return p.Sync(ctx, name)
+}
+
+// SyncIfOnline syncs table name if it is marked online (by its pipeline's
+// TBLPROPERTIES or by Publish); it is what runs after each pipeline commit.
+func (p *Publisher) SyncIfOnline(ctx context.Context, name ident.Name) error {
+	t, err := p.tables.Load(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(t.Properties()[PropOnline], "true") {
+		return nil
+	}
+	_, err = p.Sync(ctx, name)
+	return err
+}

@@ -100,6 +100,7 @@ func (a *API) Handler() http.Handler {
 	if a.d.Online != nil && a.d.Publisher != nil {
 		mux.HandleFunc("POST /get-online-features", a.getOnlineFeatures)
 		mux.HandleFunc("POST /api/v1/feature-tables/{name}/sync", a.featureTableSync)
+		mux.HandleFunc("POST /api/v1/feature-tables/{name}/publish", a.featureTableSync)
 	}
 	a.featureRoutes(mux)
 	mux.HandleFunc("GET /api/v1/topics", a.listTopics)

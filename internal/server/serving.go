@@ -300,8 +300,9 @@ func onlineJSON(v online.Value) any {
 	return nil
 }
 
-// featureTableSync is POST /api/v1/feature-tables/{name}/sync: the
-// triggered online sync.
+// featureTableSync is POST /api/v1/feature-tables/{name}/sync, the
+// triggered online sync, and …/publish, which also marks the table online
+// so that its pipeline keeps it synced.
 func (a *API) featureTableSync(w http.ResponseWriter, r *http.Request) {
 	n, err := pathName(r)
 	if err != nil {
@@ -312,7 +313,11 @@ func (a *API) featureTableSync(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	st, err := a.d.Publisher.Sync(r.Context(), n)
+	sync := a.d.Publisher.Sync
+	if strings.HasSuffix(r.URL.Path, "/publish") {
+		sync = a.d.Publisher.Publish
+	}
+	st, err := sync(r.Context(), n)
 	if errors.Is(err, publish.ErrNotFeatureTable) {
 		err = badRequest("%v", err)
 	}
