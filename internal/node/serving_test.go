@@ -137,6 +137,33 @@ SELECT value.user_id AS user_id, value.ts AS ts, value.platform AS platform FROM
 		t.Fatalf("a published table's next pipeline commit was not synced: %v %s", v, st)
 	}
 
+	// A model logged against a training set is served by keys alone.
+	tsReq := map[string]any{"name": "ts_latest", "spec": map[string]any{
+		"labels": "main.f.user_latest", "timestamp_column": "ts", "exclude_columns": []string{"revenue", "platform"},
+		"lookups": []map[string]any{{"table": "main.f.user_latest", "lookup_key": "user_id", "features": []string{"revenue", "platform"}}},
+	}}
+	if err := api.Do(sluicetest.Context(t), "POST", "/api/v1/training-sets", tsReq, 201, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Do(sluicetest.Context(t), "POST", "/api/v1/models", map[string]any{"name": "churn", "training_set": "ts_latest"}, 201, nil); err != nil {
+		t.Fatal(err)
+	}
+	var inv server.InvocationsResponse
+	if err := api.Do(sluicetest.Context(t), "POST", "/api/v1/serving/churn/invocations",
+		map[string]any{"dataframe_records": []map[string]any{{"user_id": "u1"}, {"user_id": "nobody"}}}, 200, &inv); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(inv.Outputs), fmt.Sprint([]map[string]any{
+		{"platform": "web", "revenue": 7.0, "user_id": "u1"}, {"platform": nil, "revenue": nil, "user_id": "nobody"},
+	}); got != want {
+		t.Fatalf("invocations: %s, want %s", got, want)
+	}
+	for path, want := range map[string]int{"/api/v1/serving/nope/invocations": 404, "/api/v1/serving/churn/invocations": 400} {
+		if err := api.Do(sluicetest.Context(t), "POST", path, map[string]any{"dataframe_records": []map[string]any{{"customer": "u1"}}}, want, nil); err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
+	}
+
 	// The triggered sync has nothing left to do.
 	var st struct {
 		Rows int64 `json:"rows_written"`

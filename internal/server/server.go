@@ -101,6 +101,9 @@ func (a *API) Handler() http.Handler {
 		mux.HandleFunc("POST /get-online-features", a.getOnlineFeatures)
 		mux.HandleFunc("POST /api/v1/feature-tables/{name}/sync", a.featureTableSync)
 		mux.HandleFunc("POST /api/v1/feature-tables/{name}/publish", a.featureTableSync)
+		if a.d.Features != nil {
+			mux.HandleFunc("POST /api/v1/serving/{name}/invocations", a.invocations)
+		}
 	}
 	a.featureRoutes(mux)
 	mux.HandleFunc("GET /api/v1/topics", a.listTopics)
