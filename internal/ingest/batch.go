@@ -95,7 +95,6 @@ type batch struct {
 	bad        *array.RecordBuilder
 
 	nGood, nBad int
-	rows        int // good rows in the columns: nGood less those taken by takeChunk
 	bytes       int64
 	first       time.Time // when the first record of this batch was added
 	next        kafka.Offsets
@@ -170,7 +169,6 @@ func (b *batch) add(r *Record, now time.Time) (refused bool) {
 		b.topics = append(b.topics, topicRun{r.Topic, 1})
 	}
 	b.nGood++
-	b.rows++
 	return false
 }
 
@@ -201,21 +199,11 @@ func appendBytes(b *array.BinaryBuilder, v []byte) {
 
 func (b *batch) len() int { return b.nGood + b.nBad + b.skipped }
 
-// takeChunk returns the rows added since the last takeChunk or take, or nil
-// if there are none, while the batch goes on: its counts and offsets still
-// cover the rows taken. The caller releases the returned record.
-func (b *batch) takeChunk() arrow.RecordBatch {
-	if b.rows == 0 {
-		return nil
-	}
-	return b.takeGood()
-}
-
-// take returns the built rows not taken by takeChunk (either may be nil
-// when empty) and resets the builders for the next batch; the offsets
-// carry on. The caller releases the returned records.
+// take returns the built rows (either may be nil when empty) and resets the
+// builders for the next batch; the offsets carry on. The caller releases
+// the returned records.
 func (b *batch) take() (good, bad arrow.RecordBatch) {
-	if b.rows > 0 {
+	if b.nGood > 0 {
 		good = b.takeGood()
 	}
 	if b.nBad > 0 {
@@ -225,13 +213,11 @@ func (b *batch) take() (good, bad arrow.RecordBatch) {
 	return good, bad
 }
 
-// takeGood builds the ingestion rows in the columns. The next batch (or
-// chunk) is likely as large: the key and value columns keep room for as
-// many rows, and the metadata slices are made as large, rather than
-// growing (copying) step by step.
+// takeGood builds the ingestion rows. The next batch is likely as large:
+// the key and value columns keep room for as many rows, and the metadata
+// slices are made as large, rather than growing (copying) step by step.
 func (b *batch) takeGood() arrow.RecordBatch {
-	n := b.rows
-	b.rows = 0
+	n := b.nGood
 	cols := []arrow.Array{
 		b.key.NewArray(),
 		b.val.NewArray(),

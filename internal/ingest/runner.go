@@ -144,22 +144,18 @@ func (r *runner) session(ctx context.Context) error {
 
 	b := newBatch(memory.DefaultAllocator, r.key, r.value, committed, qcommitted)
 	defer b.release()
-	// The committer writes and commits batches in order, in its own
-	// goroutine, while this one reads and decodes: on two cores, Parquet
-	// encoding overlaps JSON decoding. This goroutine hands it each batch
-	// in chunks (see chunkRows) as it decodes them, then seals it, so the
-	// committer writes a batch while it is still being read and a seal
-	// leaves only the last chunk to write. The committer owns the table
-	// handles from here on; at most two batches exist at a time.
+	// The committer writes and commits sealed batches in order, in its own
+	// goroutine, while this one reads and decodes the next batch: on two
+	// cores, Parquet encoding overlaps JSON decoding. It owns the table
+	// handles from here on; at most two batches are sealed at a time.
 	c := &committer{r: r, tbl: tbl, qtbl: qtbl, committed: committed, qcommitted: qcommitted,
-		in: make(chan msg, queuedChunks), done: make(chan struct{})}
+		in: make(chan *sealed), done: make(chan struct{})}
 	go c.run(context.WithoutCancel(ctx))
 	finish := sync.OnceValue(func() error { close(c.in); <-c.done; return c.err })
 	defer finish()
 	hwm := kafka.Offsets{}
 	interval := r.spec.Ingestion.CommitInterval.D()
 	maxRecords := r.spec.Ingestion.CommitMaxRecords
-	chunk := chunkRows(maxRecords)
 	nextDiscovery := time.Now().Add(r.m.opts.DiscoveryInterval)
 	var fetchErr error
 	rec := &Record{}
@@ -177,13 +173,7 @@ func (r *runner) session(ctx context.Context) error {
 		}
 		if wait > 0 {
 			pctx, cancel := context.WithTimeout(ctx, wait)
-			// PollFetches takes everything kgo has buffered, not only the
-			// batch's remaining room: kgo sends the next fetch request
-			// only once the buffered fetch is drained, so taking it all
-			// lets the broker serve the next fetch while this goroutine
-			// decodes this one. A fetch larger than the room left is
-			// sealed in the middle.
-			fetches := cl.PollFetches(pctx)
+			fetches := cl.PollRecords(pctx, maxRecords-b.len())
 			cancel()
 			if ctx.Err() != nil {
 				// Soft stop: commit what was read, then leave.
@@ -207,35 +197,15 @@ func (r *runner) session(ctx context.Context) error {
 				})
 			}
 			now = time.Now()
-			for _, f := range fetches {
-				for _, t := range f.Topics {
-					for pi := range t.Partitions {
-						p := &t.Partitions[pi]
-						if p.HighWatermark >= 0 {
-							hwm.Set(t.Topic, p.Partition, p.HighWatermark)
-						}
-						for _, kr := range p.Records {
-							*rec = Record{Key: kr.Key, Value: kr.Value, Timestamp: kr.Timestamp, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset}
-							b.add(rec, now)
-							if b.rows >= chunk && b.len() < maxRecords {
-								if err := c.sendChunk(b.takeChunk()); err != nil {
-									return err
-								}
-							}
-							if b.len() >= maxRecords {
-								if err := c.send(b.seal(hwm)); err != nil {
-									return err
-								}
-								now = time.Now()
-							}
-						}
-						// Decoded: let the collector have the partition's
-						// records (and their bytes) while the rest of the
-						// fetch is decoded.
-						p.Records = nil
-					}
+			fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+				if p.HighWatermark >= 0 {
+					hwm.Set(p.Topic, p.Partition, p.HighWatermark)
 				}
-			}
+				for _, kr := range p.Records {
+					*rec = Record{Key: kr.Key, Value: kr.Value, Timestamp: kr.Timestamp, Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset}
+					b.add(rec, now)
+				}
+			})
 			if fetchErr == nil && len(fetches) > 0 && r.status.get().State == StateFailing {
 				r.setStatus(func(s *Status) { s.State = StateRunning })
 			}
@@ -314,24 +284,14 @@ func (r *runner) discover(ctx context.Context, cl *kgo.Client, adm *kadm.Client,
 	return nil
 }
 
-// appendFenced appends recs to t with props, retrying on a commit conflict
+// appendFenced appends rec to t with props, retrying on a commit conflict
 // as long as the table still records expect as its offsets. Each attempt
 // also carries forward the sluice.* properties of the snapshot it commits
 // on top of (such as [PropBackfill]) that props does not set, so the
 // current snapshot always holds them.
-func appendFenced(ctx context.Context, t *table.Table, recs []arrow.RecordBatch, props map[string]string, expect kafka.Offsets) error {
-	return retryFenced(t, expect, func() error {
-		return t.Append(ctx, recs, withCarried(t.SnapshotProperties(), props))
-	})
-}
-
-// retryFenced calls try, an append to t, until it succeeds, retrying on a
-// commit conflict as long as t still records expect as its offsets (a
-// conflicting commit that was not an ingestion commit, such as an
-// optimize); otherwise the session is fenced.
-func retryFenced(t *table.Table, expect kafka.Offsets, try func() error) error {
+func appendFenced(ctx context.Context, t *table.Table, rec arrow.RecordBatch, props map[string]string, expect kafka.Offsets) error {
 	for attempt := 0; ; attempt++ {
-		err := try()
+		err := t.Append(ctx, []arrow.RecordBatch{rec}, withCarried(t.SnapshotProperties(), props))
 		if err == nil {
 			return nil
 		}

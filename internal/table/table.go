@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strconv"
-	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -147,84 +145,6 @@ func (t *Table) Append(ctx context.Context, recs []arrow.RecordBatch, props map[
 		return t.failed(ctx, err, base, "append")
 	}
 	return t.commit(ctx, txn, base, "append")
-}
-
-// AppendStream is [Table.Append] for rows that are still being produced:
-// it writes the record batches that next returns while next produces the
-// following ones, and commits them all in one snapshot once next returns
-// io.EOF. props is called once, after that io.EOF and before the commit,
-// for the snapshot summary properties, so they may describe rows that did
-// not exist when AppendStream was called.
-//
-// The batches must have schema sc (see [Table.Append]); AppendStream does
-// not release them, and the caller must not modify them before it
-// returns. next and props are called from a goroutine of AppendStream's,
-// one call at a time, and never after AppendStream returns. An error from
-// next abandons the append and is returned. Zero batches commit an empty
-// snapshot. Errors, conflicts and cancellation are as for [Table.Append].
-func (t *Table) AppendStream(ctx context.Context, sc *arrow.Schema, next func() (arrow.RecordBatch, error), props func() map[string]string) error {
-	if sc == nil {
-		sc = t.schema
-	}
-	// iceberg-go reads the summary properties when it commits, after the
-	// reader is drained: the map is filled in then.
-	summary := iceberg.Properties{}
-	rdr := &streamReader{sc: sc, next: next, refs: 1, eof: func() { maps.Copy(summary, props()) }}
-	base := t.tbl.MetadataLocation()
-	txn := t.tbl.NewTransaction()
-	if err := txn.Append(ctx, rdr, summary); err != nil {
-		return t.failed(ctx, err, base, "append")
-	}
-	if !rdr.done {
-		// Not drained: iceberg-go stopped reading without an error.
-		return fmt.Errorf("table: appending to %s: the stream was not read to its end", t.name)
-	}
-	return t.commit(ctx, txn, base, "append")
-}
-
-// streamReader is the array.RecordReader that AppendStream gives
-// iceberg-go: each Next calls next.
-type streamReader struct {
-	sc   *arrow.Schema
-	next func() (arrow.RecordBatch, error)
-	eof  func()
-	rec  arrow.RecordBatch
-	err  error
-	done bool // next returned io.EOF and eof was called
-	refs int64
-}
-
-func (r *streamReader) Schema() *arrow.Schema          { return r.sc }
-func (r *streamReader) RecordBatch() arrow.RecordBatch { return r.rec }
-func (r *streamReader) Record() arrow.RecordBatch      { return r.rec }
-func (r *streamReader) Err() error                     { return r.err }
-func (r *streamReader) Retain()                        { atomic.AddInt64(&r.refs, 1) }
-func (r *streamReader) Release()                       { atomic.AddInt64(&r.refs, -1) }
-
-func (r *streamReader) Next() bool {
-	r.rec = nil
-	if r.done || r.err != nil {
-		return false
-	}
-	for {
-		rec, err := r.next()
-		switch {
-		case errors.Is(err, io.EOF):
-			r.eof()
-			r.done = true
-			return false
-		case err != nil:
-			r.err = err
-			return false
-		case rec == nil || rec.NumRows() == 0:
-			continue
-		case !rec.Schema().Equal(r.sc):
-			r.err = fmt.Errorf("table: streamed record has schema %s, want %s", rec.Schema(), r.sc)
-			return false
-		}
-		r.rec = rec
-		return true
-	}
 }
 
 // commit commits txn and moves the handle to the result. On failure it
