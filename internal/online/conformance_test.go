@@ -84,6 +84,7 @@ func checkResult(t *testing.T, what string, got Result, wantTS int, want ...feat
 
 func runConformance(t *testing.T, open func(t *testing.T) Store) {
 	ctx := context.Background()
+	t.Run("Blobs", func(t *testing.T) { runBlobConformance(t, open) })
 	k := func(s string) Key { return Key{String(s)} }
 
 	t.Run("NewerWins", func(t *testing.T) {

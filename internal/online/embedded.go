@@ -89,6 +89,7 @@ type Embedded struct {
 	closed  bool
 
 	stripes [numStripes]sync.Mutex
+	blobMu  sync.Mutex // serialises UpdateBlobs
 }
 
 // OpenEmbedded opens (creating if needed) the embedded store in dir. A nil

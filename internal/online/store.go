@@ -69,6 +69,10 @@ type Store interface {
 	// Close releases the store's resources. Calls made after it (or racing
 	// with it) return ErrClosed.
 	Close() error
+
+	// BlobStore keeps read-modify-write blobs beside the rows (the time
+	// tiles of windowed features).
+	BlobStore
 }
 
 var (
