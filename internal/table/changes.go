@@ -45,7 +45,11 @@ type Changes struct {
 type ChangedFile struct {
 	Path     string // absolute local path
 	Snapshot int64  // the snapshot that added it
-	Rows     int64
+	// Seq is the data sequence number of the commit that added it: it
+	// grows with every commit, so (Seq, position among the files of the
+	// same Seq, row) orders every row a reader sees.
+	Seq  int64
+	Rows int64
 }
 
 // ChangesOptions bounds the size of one [Table.Changes] range. Bounds apply
@@ -146,7 +150,7 @@ func (t *Table) allFiles(ctx context.Context, s *ictable.Snapshot) (Changes, err
 		if len(task.DeleteFiles) > 0 {
 			return ch, fmt.Errorf("table: %s has row-level deletes, which streaming reads do not support", t.name)
 		}
-		ch.Files = append(ch.Files, ChangedFile{Path: localPath(task.File.FilePath()), Rows: task.File.Count()})
+		ch.Files = append(ch.Files, ChangedFile{Path: localPath(task.File.FilePath()), Seq: seq(task), Rows: task.File.Count()})
 		ch.Rows += task.File.Count()
 	}
 	return ch, nil
@@ -176,7 +180,7 @@ func addedFiles(fio iceio.IO, s *ictable.Snapshot) ([]ChangedFile, error) {
 			if df.ContentType() != iceberg.EntryContentData {
 				continue
 			}
-			out = append(out, ChangedFile{Path: localPath(df.FilePath()), Snapshot: s.SnapshotID, Rows: df.Count()})
+			out = append(out, ChangedFile{Path: localPath(df.FilePath()), Snapshot: s.SnapshotID, Seq: s.SequenceNumber, Rows: df.Count()})
 		}
 	}
 	return out, nil
