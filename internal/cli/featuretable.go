@@ -2,10 +2,76 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sluice-dev/sluice/internal/feature/window"
 )
+
+// featureTableInfo is the API's description of a feature table.
+type featureTableInfo struct {
+	Name     string   `json:"name"`
+	Keys     []string `json:"keys"`
+	TimeKey  string   `json:"timestamp_key"`
+	TTL      string   `json:"ttl"`
+	Online   bool     `json:"online"`
+	Windowed bool     `json:"windowed"`
+	Pipeline string   `json:"pipeline"`
+	Features []struct {
+		Name      string `json:"name"`
+		Function  string `json:"function"`
+		Window    string `json:"window"`
+		Precision string `json:"precision"`
+	} `json:"features"`
+	SQL   string `json:"sql"`
+	State *struct {
+		State string `json:"state"`
+		Error string `json:"error"`
+	} `json:"pipeline_state"`
+}
+
+func printFeatureTable(w io.Writer, info featureTableInfo, withSQL bool) {
+	kind := "feature table"
+	if info.Windowed {
+		kind = "windowed feature table"
+	}
+	fmt.Fprintf(w, "%s %s: keys (%s)", kind, info.Name, strings.Join(info.Keys, ", "))
+	if info.TimeKey != "" {
+		fmt.Fprintf(w, ", event time %s", info.TimeKey)
+	}
+	if info.TTL != "" {
+		fmt.Fprintf(w, ", ttl %s", info.TTL)
+	}
+	fmt.Fprintf(w, ", online %v\n", info.Online)
+	for _, f := range info.Features {
+		switch {
+		case f.Window != "":
+			fmt.Fprintf(w, "  %-20s %s over %s (window start moves in steps of %s)\n", f.Name, f.Function, f.Window, f.Precision)
+		case f.Function != "":
+			fmt.Fprintf(w, "  %-20s %s (newest value)\n", f.Name, f.Function)
+		default:
+			fmt.Fprintf(w, "  %s\n", f.Name)
+		}
+	}
+	if info.Pipeline != "" {
+		state := ""
+		if info.State != nil {
+			state = " (" + info.State.State
+			if info.State.Error != "" {
+				state += ": " + info.State.Error
+			}
+			state += ")"
+		}
+		fmt.Fprintf(w, "written by pipeline %s%s\n", info.Pipeline, state)
+	}
+	if withSQL && info.SQL != "" {
+		fmt.Fprintf(w, "%s", info.SQL)
+	}
+}
 
 func featureTableCmd(env Env, g *globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -56,6 +122,71 @@ feature table on demand. Serve features with POST /get-online-features (docs/api
 			return nil
 		},
 	}
-	cmd.AddCommand(sync, publish)
+	var file string
+	create := &cobra.Command{
+		Use:   "create -f SPEC.yaml",
+		Short: "Create a windowed feature table from a YAML spec and start the pipeline that keeps it",
+		Long: `Create a windowed feature table (docs/features.md, "Windowed features"): count, sum, avg,
+min, max, count_distinct and last over sliding windows that end at the read time, declared
+in YAML. sluice compiles the spec to a continuous pipeline writing the table's feature log
+(one row per event) and serves each window as of the moment it is read, online and in
+training sets alike.`,
+		Example: `  sluice feature-table create -f user_activity.yaml
+  # user_activity.yaml:
+  #   name: main.features.user_activity
+  #   source: main.demo.events_ingestion
+  #   entity: {user_id: value.user_id}
+  #   timestamp: value.event_ts
+  #   features:
+  #     - {name: event_count_1h, function: count, window: 1h}
+  #     - {name: revenue_1h, function: sum, column: value.revenue, filter: "value.event_type = 'purchase'", window: 1h}
+  #   ttl: 7d
+  #   online: true`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" {
+				return fmt.Errorf("give the spec with -f FILE (or -f - for stdin)")
+			}
+			var b []byte
+			var err error
+			if file == "-" {
+				b, err = io.ReadAll(env.In)
+			} else {
+				b, err = os.ReadFile(file)
+			}
+			if err != nil {
+				return err
+			}
+			spec, err := window.ParseSpec(b)
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			var info featureTableInfo
+			if err := g.client().sendJSON(cmd.Context(), http.MethodPost, "/api/v1/feature-tables", spec, &info); err != nil {
+				return err
+			}
+			fmt.Fprint(env.Out, "created ")
+			printFeatureTable(env.Out, info, false)
+			return nil
+		},
+	}
+	create.Flags().StringVarP(&file, "file", "f", "", "the spec, YAML or JSON (- for stdin)")
+	var showSQL bool
+	get := &cobra.Command{
+		Use:     "get NAME",
+		Short:   "Describe a feature table: keys, features, windows and the pipeline that writes it",
+		Example: "  sluice feature-table get main.features.user_activity --sql",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var info featureTableInfo
+			if _, err := g.callNamed(cmd, http.MethodGet, "/api/v1/feature-tables", args[0], "", &info); err != nil {
+				return err
+			}
+			printFeatureTable(env.Out, info, showSQL)
+			return nil
+		},
+	}
+	get.Flags().BoolVar(&showSQL, "sql", false, "also print the pipeline SQL generated from a windowed spec")
+	cmd.AddCommand(create, get, sync, publish)
 	return cmd
 }

@@ -1,11 +1,9 @@
 package feature
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/sluice-dev/sluice/internal/feature/window"
 	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/table"
 )
@@ -25,8 +24,10 @@ import (
 // Labels are read in chunks of Options.ChunkRows rows, in order. For each
 // chunk and each lookup:
 //
-//  1. Index the chunk's label rows by key (a hash map from the encoded key
-//     to an entity number) and sort each entity's rows by label time.
+//  1. Index the chunk's label rows by key (a hash table from the encoded
+//     key to an entity number; keytable.go) and sort each entity's rows by
+//     label time. Lookups on the same label columns share the index
+//     (labelindex.go).
 //  2. Pass 1 streams the feature table's key and timestamp columns once.
 //     A feature row of entity e with time f is a candidate for the labels of
 //     e at or after f; it is filed under the first of them (binary search),
@@ -39,10 +40,12 @@ import (
 //     (files without any are skipped), then each label row takes its
 //     match's values (arrow Take; no match gives nulls).
 //
-// Memory is bounded by the chunk (its label rows and, per lookup, a few
-// words per label row plus the matched feature values), whatever the size
-// of the feature tables, which are streamed and never held. Labels larger
-// than a chunk cost one more pass over each feature table per chunk.
+// Both passes read the table's data files in parallel, a file per task
+// (asof.go). Memory is bounded by the chunk (its label rows, the shared
+// index and, per running lookup, a few words per label row per worker
+// plus the matched feature values), whatever the size of the feature
+// tables, which are streamed and never held. Labels larger than a chunk
+// cost one more pass over each feature table per chunk.
 
 // Options tunes the join. The zero value uses the documented defaults.
 type Options struct {
@@ -51,7 +54,8 @@ type Options struct {
 	// row); each further chunk reads every feature table again.
 	// Default 2Mi rows.
 	ChunkRows int
-	// Parallelism is how many lookups of a chunk run at once. Default 2.
+	// Parallelism is how many lookups of a chunk run at once, and how
+	// many data files they read at once in all. Default 2.
 	Parallelism int
 }
 
@@ -219,6 +223,7 @@ type lookupRun struct {
 	keyIdx   []int // label columns of the lookup key
 	types    []arrow.DataType
 	ttlMicro int64
+	window   *window.Def // a windowed feature table's definition, else nil
 }
 
 func (s *Service) openLookup(ctx context.Context, lp LookupPlan, lsc *arrow.Schema) (*lookupRun, error) {
@@ -254,6 +259,18 @@ func (s *Service) openLookup(ctx context.Context, lp LookupPlan, lsc *arrow.Sche
 	for _, f := range lp.Features {
 		lr.types = append(lr.types, sc.Field(sc.FieldIndices(f)[0]).Type)
 	}
+	if lp.Windowed {
+		v := t.Properties()[window.PropDef]
+		if v == "" {
+			return nil, fmt.Errorf("%w: %s is no longer a windowed feature table", ErrChanged, lp.Table)
+		}
+		if lr.window, err = window.ParseDef(v); err != nil {
+			return nil, err
+		}
+		if lr.types, err = windowedTypes(lr.window, sc, lp.Features); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrChanged, lp.Table, err)
+		}
+	}
 	for _, k := range lp.LookupKey {
 		idx := lsc.FieldIndices(k)
 		if len(idx) == 0 {
@@ -262,51 +279,6 @@ func (s *Service) openLookup(ctx context.Context, lp LookupPlan, lsc *arrow.Sche
 		lr.keyIdx = append(lr.keyIdx, idx[0])
 	}
 	return lr, nil
-}
-
-// forEach streams columns cols of the lookup's snapshot, calling fn with
-// each batch and the ordinal of its first row (rows are numbered in the
-// snapshot's stable order). want, if not nil, says whether rows [lo, hi)
-// of a file are needed; files that are not are skipped unread.
-func (lr *lookupRun) forEach(ctx context.Context, cols []string, want func(lo, hi int64) bool, fn func(rec arrow.RecordBatch, base int64)) error {
-	if lr.plan.Snapshot == 0 {
-		return nil
-	}
-	var base int64
-	read := func(rdr array.RecordReader) error {
-		defer rdr.Release()
-		for rdr.Next() {
-			rec := rdr.RecordBatch()
-			fn(rec, base)
-			base += rec.NumRows()
-		}
-		return rdr.Err()
-	}
-	if lr.scan {
-		rdr, err := lr.tbl.ScanAt(ctx, lr.plan.Snapshot, table.ScanOptions{Columns: cols})
-		if err != nil {
-			return err
-		}
-		return read(rdr)
-	}
-	for _, f := range lr.files {
-		if want != nil && !want(base, base+f.Rows) {
-			base += f.Rows
-			continue
-		}
-		start := base
-		rdr, err := lr.tbl.ReadFiles(ctx, []table.ChangedFile{f}, cols)
-		if err != nil {
-			return err
-		}
-		if err := read(rdr); err != nil {
-			return err
-		}
-		if base-start != f.Rows {
-			return fmt.Errorf("table %s: data file %s has %d rows, its manifest says %d", lr.plan.Table, f.Path, base-start, f.Rows)
-		}
-	}
-	return nil
 }
 
 // chunk reads the next label chunk and computes its output batches.
@@ -343,7 +315,9 @@ func (r *Result) chunk() error {
 		off += m
 	}
 
-	// The lookups, Parallelism at a time.
+	// The lookups, Parallelism at a time; their files are read at most
+	// Parallelism at a time in all (see asof.go).
+	env := newJoinEnv(batches, lts, lok, r.svc.opts.Parallelism)
 	results := make([]*matched, len(r.lookups))
 	errs := make([]error, len(r.lookups))
 	sem := make(chan struct{}, r.svc.opts.Parallelism)
@@ -355,7 +329,11 @@ func (r *Result) chunk() error {
 			defer wg.Done()
 			defer func() { <-sem }()
 			began := time.Now()
-			results[i], errs[i] = lr.join(r.ctx, batches, lts, lok)
+			if lr.window != nil {
+				results[i], errs[i] = lr.windowedJoin(r.ctx, env)
+			} else {
+				results[i], errs[i] = lr.asOf(r.ctx, env)
+			}
 			r.svc.logger.Debug("training set lookup joined", "table", lr.plan.Table, "label_rows", n, "took", time.Since(began))
 		}()
 	}
@@ -459,260 +437,6 @@ func (m *matched) indices(off, n int) *array.Int32 {
 		}
 	}
 	return b.NewInt32Array()
-}
-
-// join is steps 1–4 of the algorithm for one lookup and one label chunk.
-func (lr *lookupRun) join(ctx context.Context, batches []arrow.RecordBatch, lts []int64, lok []bool) (*matched, error) {
-	n := len(lts)
-	hasTs := lr.plan.TimestampKey != ""
-	// 1. Entities. A label without a time matches nothing in a table with
-	// a timestamp key; a table without one joins on keys alone.
-	ent := make([]int32, n)
-	ids := make(map[string]int32)
-	var enc keyEncoder
-	keyCols := make([]arrow.Array, len(lr.keyIdx))
-	off := 0
-	for _, b := range batches {
-		for j, c := range lr.keyIdx {
-			keyCols[j] = b.Column(c)
-		}
-		enc.reset(keyCols)
-		for i := range int(b.NumRows()) {
-			k, ok := enc.encode(i)
-			if !ok || (hasTs && !lok[off+i]) {
-				ent[off+i] = -1
-				continue
-			}
-			id, found := ids[string(k)]
-			if !found {
-				id = int32(len(ids))
-				ids[string(k)] = id
-			}
-			ent[off+i] = id
-		}
-		off += int(b.NumRows())
-	}
-	// Counting sort by entity, then by time within each entity.
-	start := make([]int32, len(ids)+1)
-	for _, e := range ent {
-		if e >= 0 {
-			start[e+1]++
-		}
-	}
-	for i := 1; i < len(start); i++ {
-		start[i] += start[i-1]
-	}
-	order := make([]int32, start[len(ids)])
-	fill := slices.Clone(start[:len(ids)])
-	for i, e := range ent {
-		if e >= 0 {
-			order[fill[e]] = int32(i)
-			fill[e]++
-		}
-	}
-	fill = nil
-	for e := range len(ids) {
-		g := order[start[e]:start[e+1]]
-		if len(g) > 1 {
-			slices.SortStableFunc(g, func(a, b int32) int { return cmpInt64(lts[a], lts[b]) })
-		}
-	}
-	sts := make([]int64, len(order)) // label times in sorted order
-	for p, i := range order {
-		sts[p] = lts[i]
-	}
-	bestTs := make([]int64, len(order))
-	bestOrd := make([]int64, len(order))
-	for i := range bestOrd {
-		bestOrd[i] = -1
-	}
-
-	// 2. Pass 1: keys and timestamps.
-	cols := slices.Clone(lr.plan.TableKey)
-	if hasTs {
-		cols = append(cols, lr.plan.TimestampKey)
-	}
-	nk := len(lr.plan.TableKey)
-	var fts []int64
-	var fok []bool
-	fkeys := make([]arrow.Array, nk)
-	var last []byte
-	var lastOK bool
-	var lastE int32
-	err := lr.forEach(ctx, cols, nil, func(rec arrow.RecordBatch, base int64) {
-		m := int(rec.NumRows())
-		for j := range nk {
-			fkeys[j] = rec.Column(j)
-		}
-		enc.reset(fkeys)
-		if hasTs {
-			fts, fok = grow(fts, m), growBool(fok, m)
-			timesOf(rec.Column(nk), fts, fok)
-		}
-		for i := range m {
-			k, ok := enc.encode(i)
-			if !ok {
-				continue
-			}
-			// Feature tables are often clustered by key: consecutive
-			// rows of one key skip the hash lookup.
-			var e int32
-			if lastOK && bytes.Equal(k, last) {
-				e = lastE
-			} else {
-				var found bool
-				e, found = ids[string(k)]
-				last, lastOK, lastE = append(last[:0], k...), true, e
-				if !found {
-					e, lastE = -1, -1
-				}
-			}
-			if e < 0 {
-				continue
-			}
-			lo, hi := int(start[e]), int(start[e+1])
-			t := int64(math.MinInt64)
-			if hasTs {
-				if !fok[i] {
-					continue // a feature row without a time never matches
-				}
-				t = fts[i]
-				// The first label at or after t.
-				for lo < hi {
-					mid := int(uint(lo+hi) >> 1)
-					if sts[mid] < t {
-						lo = mid + 1
-					} else {
-						hi = mid
-					}
-				}
-				if lo == int(start[e+1]) {
-					continue
-				}
-			}
-			if bestOrd[lo] < 0 || t >= bestTs[lo] {
-				bestTs[lo], bestOrd[lo] = t, base+int64(i)
-			}
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", lr.plan.Table, err)
-	}
-	ids = nil
-
-	// 3. Carry each entity's newest row forward; apply the TTL.
-	matchOrd := make([]int64, n)
-	for i := range matchOrd {
-		matchOrd[i] = -1
-	}
-	for e := range len(start) - 1 {
-		runOrd, runTs := int64(-1), int64(0)
-		for p := start[e]; p < start[e+1]; p++ {
-			if bestOrd[p] >= 0 {
-				runOrd, runTs = bestOrd[p], bestTs[p]
-			}
-			if runOrd < 0 {
-				continue
-			}
-			if hasTs && lr.ttlMicro > 0 && sts[p]-runTs > lr.ttlMicro {
-				continue
-			}
-			matchOrd[order[p]] = runOrd
-		}
-	}
-	bestTs, bestOrd, sts, order, start = nil, nil, nil, nil, nil
-
-	// 4. Pass 2: the matched rows' features.
-	winners := make([]int64, 0, n)
-	for _, o := range matchOrd {
-		if o >= 0 {
-			winners = append(winners, o)
-		}
-	}
-	slices.Sort(winners)
-	winners = slices.Compact(winners)
-	res := &matched{match: make([]int32, n)}
-	for i, o := range matchOrd {
-		res.match[i] = -1
-		if o >= 0 {
-			w, _ := slices.BinarySearch(winners, o)
-			res.match[i] = int32(w)
-		}
-	}
-	matchOrd = nil
-	parts := make([][]arrow.Array, len(lr.plan.Features))
-	defer func() {
-		for _, ps := range parts {
-			for _, p := range ps {
-				p.Release()
-			}
-		}
-	}()
-	tctx := compute.WithAllocator(ctx, memory.DefaultAllocator)
-	var perr error
-	if len(winners) > 0 {
-		next := 0 // winners[next] is the first not gathered yet
-		want := func(lo, hi int64) bool {
-			w, _ := slices.BinarySearch(winners, lo)
-			return w < len(winners) && winners[w] < hi
-		}
-		ib := array.NewInt32Builder(memory.DefaultAllocator)
-		defer ib.Release()
-		err = lr.forEach(ctx, lr.plan.Features, want, func(rec arrow.RecordBatch, base int64) {
-			if perr != nil {
-				return
-			}
-			end := base + rec.NumRows()
-			for next < len(winners) && winners[next] < base {
-				next++ // in a skipped file: cannot happen, files with winners are read
-			}
-			for next < len(winners) && winners[next] < end {
-				ib.Append(int32(winners[next] - base))
-				next++
-			}
-			if ib.Len() == 0 {
-				return
-			}
-			idx := ib.NewInt32Array()
-			defer idx.Release()
-			for j := range lr.plan.Features {
-				v, err := compute.TakeArray(tctx, rec.Column(j), idx)
-				if err != nil {
-					perr = err
-					return
-				}
-				parts[j] = append(parts[j], v)
-			}
-		})
-		if err == nil {
-			err = perr
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", lr.plan.Table, err)
-		}
-		if next != len(winners) {
-			return nil, fmt.Errorf("reading %s: %d matched rows were not found on the second pass", lr.plan.Table, len(winners)-next)
-		}
-	}
-	for j, typ := range lr.types {
-		var v arrow.Array
-		switch len(parts[j]) {
-		case 0:
-			v = array.MakeArrayOfNull(memory.DefaultAllocator, typ, 0)
-		case 1:
-			v = parts[j][0]
-			v.Retain()
-		default:
-			c, err := array.Concatenate(parts[j], memory.DefaultAllocator)
-			if err != nil {
-				res.release()
-				return nil, err
-			}
-			v = c
-		}
-		res.values = append(res.values, v)
-	}
-	return res, nil
 }
 
 func cmpInt64(a, b int64) int {

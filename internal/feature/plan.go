@@ -19,6 +19,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/sluice-dev/sluice/internal/feature/window"
 	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/table"
 )
@@ -85,6 +86,9 @@ type LookupPlan struct {
 	// Features are the table columns read; Columns their result names.
 	Features []string `json:"features"`
 	Columns  []string `json:"columns"`
+	// Windowed says the table is a windowed feature table: its features
+	// are windows over its feature log ending at the label time.
+	Windowed bool `json:"windowed,omitempty"`
 }
 
 func (l LookupPlan) ttl() time.Duration {
@@ -271,6 +275,13 @@ func planLookup(t *table.Table, l Lookup, labelType func(col, what string) (arro
 		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 	}
 	props := t.Properties()
+	if v := props[window.PropDef]; v != "" {
+		def, err := window.ParseDef(v)
+		if err != nil {
+			return LookupPlan{}, nil, fmt.Errorf("%s: %w", t.Name(), err)
+		}
+		return planWindowedLookup(t, def, l, labelType)
+	}
 	sc := t.ArrowSchema()
 	lp := LookupPlan{Table: t.Name().String(), Snapshot: t.SnapshotID(), LookupKey: l.LookupKey, TimestampKey: props[PropTimeKey]}
 	switch l.TimestampKey {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/catalog"
 	"github.com/sluice-dev/sluice/internal/expr"
+	"github.com/sluice-dev/sluice/internal/feature/window"
 	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/publish"
 	"github.com/sluice-dev/sluice/internal/sql"
@@ -163,7 +164,7 @@ func NewManager(o ManagerOptions, logger *slog.Logger) *Manager {
 				_, err := pub.Sync(ctx, d.Name)
 				return err
 			}
-			if len(d.PrimaryKey) == 0 {
+			if len(d.PrimaryKey) == 0 && d.Properties[window.PropDef] == "" {
 				return nil
 			}
 			// Published later (sluice feature-table publish).

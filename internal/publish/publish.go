@@ -25,6 +25,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/sluice-dev/sluice/internal/feature/window"
 	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/online"
 	"github.com/sluice-dev/sluice/internal/table"
@@ -56,6 +57,9 @@ type FeatureTable struct {
 	Features []string
 	TTL      time.Duration
 	Online   bool
+	// Window, for a windowed feature table (docs/features.md), says how
+	// its feature log aggregates; nil for a plain feature table.
+	Window *window.Def
 }
 
 // OnlineTable is the online store's table of ft.
@@ -67,6 +71,17 @@ func (ft FeatureTable) OnlineTable() online.Table {
 func Describe(t *table.Table) (FeatureTable, error) {
 	props := t.Properties()
 	ft := FeatureTable{Name: t.Name(), TimeKey: props[PropTimeKey], Online: strings.EqualFold(props[PropOnline], "true")}
+	if err := ft.parseTTL(props); err != nil {
+		return ft, fmt.Errorf("%s: %w", t.Name(), err)
+	}
+	if v := props[window.PropDef]; v != "" {
+		def, err := window.ParseDef(v)
+		if err != nil {
+			return ft, fmt.Errorf("%s: %w", t.Name(), err)
+		}
+		ft.Window, ft.Keys, ft.TimeKey, ft.Features = def, def.Keys, def.TimeKey, def.FeatureNames()
+		return ft, nil
+	}
 	pk := props[PropPrimaryKey]
 	if pk == "" {
 		return ft, fmt.Errorf("%w: %s has no primary key: declare PRIMARY KEY (…) in its pipeline", ErrNotFeatureTable, t.Name())
@@ -87,6 +102,10 @@ func Describe(t *table.Table) (FeatureTable, error) {
 			ft.Features = append(ft.Features, f.Name)
 		}
 	}
+	return ft, nil
+}
+
+func (ft *FeatureTable) parseTTL(props map[string]string) error {
 	v := props[PropTTL]
 	if v == "" {
 		v = props["ttl"] // TBLPROPERTIES ('ttl' = '7d')
@@ -94,11 +113,27 @@ func Describe(t *table.Table) (FeatureTable, error) {
 	if v != "" {
 		d, err := ParseDuration(v)
 		if err != nil {
-			return ft, fmt.Errorf("%s: property %s: %w", t.Name(), PropTTL, err)
+			return fmt.Errorf("property %s: %w", PropTTL, err)
 		}
 		ft.TTL = d
 	}
-	return ft, nil
+	return nil
+}
+
+// Get reads the given features of each key from the online store: the
+// stored rows of a plain feature table, or, for a windowed one, its
+// windows as of now combined from its tiles.
+func (ft FeatureTable) Get(ctx context.Context, store online.Store, keys []online.Key, features []string, now time.Time) ([]online.Result, error) {
+	if ft.Window == nil {
+		return store.Get(ctx, ft.OnlineTable(), keys, features, now)
+	}
+	idx := make([]int, len(features))
+	for i, f := range features {
+		if idx[i] = ft.Window.Feature(f); idx[i] < 0 {
+			return nil, fmt.Errorf("%w: %s has no feature %s", online.ErrInvalid, ft.Name, f)
+		}
+	}
+	return ft.Window.Read(ctx, store, ft.Name.String(), ft.TTL, keys, idx, now)
 }
 
 // ParseDuration reads a duration with units d, h, m, s, ms (7d, 1h30m).
@@ -210,6 +245,9 @@ func (p *Publisher) Sync(ctx context.Context, name ident.Name) (Stats, error) {
 	if from == 0 {
 		st.Full = true
 	}
+	if ft.Window != nil {
+		return p.syncWindowed(ctx, t, ft, ch, st)
+	}
 	cols := append(append(append([]string{}, ft.Keys...), ft.Features...), ft.TimeKey)
 	if ft.TimeKey == "" {
 		cols = cols[:len(cols)-1]
@@ -271,35 +309,7 @@ func toRows(ft FeatureTable, b arrow.RecordBatch, commit time.Time, version uint
 }
 
 // Value converts row i of a to an online value.
-func Value(a arrow.Array, i int) online.Value {
-	if a.IsNull(i) {
-		return online.Null()
-	}
-	switch c := a.(type) {
-	case *array.String:
-		return online.String(c.Value(i))
-	case *array.LargeString:
-		return online.String(c.Value(i))
-	case *array.Int64:
-		return online.Int64(c.Value(i))
-	case *array.Int32:
-		return online.Int64(int64(c.Value(i)))
-	case *array.Int16:
-		return online.Int64(int64(c.Value(i)))
-	case *array.Float64:
-		return online.Float64(c.Value(i))
-	case *array.Float32:
-		return online.Float64(float64(c.Value(i)))
-	case *array.Boolean:
-		return online.Bool(c.Value(i))
-	case *array.Timestamp:
-		unit := c.DataType().(*arrow.TimestampType).Unit
-		return online.Timestamp(c.Value(i).ToTime(unit))
-	case *array.Date32:
-		return online.Timestamp(c.Value(i).ToTime())
-	}
-	return online.String(a.ValueStr(i))
-}
+func Value(a arrow.Array, i int) online.Value { return window.ArrowValue(a, i) }
 
 // Publish marks table name online (the table property online = true) and
 // syncs it, so that pipelines keep it synced after every commit.
@@ -329,4 +339,71 @@ func (p *Publisher) SyncIfOnline(ctx context.Context, name ident.Name) error {
 	}
 	_, err = p.Sync(ctx, name)
 	return err
+}
+
+// syncWindowed folds the feature-log rows of ch into the online tiles of
+// a windowed feature table; a full sync starts from empty tiles.
+func (p *Publisher) syncWindowed(ctx context.Context, t *table.Table, ft FeatureTable, ch table.Changes, st Stats) (Stats, error) {
+	name := ft.Name.String()
+	if st.Full {
+		if err := p.store.DeleteTable(ctx, name); err != nil {
+			return st, fmt.Errorf("syncing %s: clearing its online tiles: %w", name, err)
+		}
+	}
+	def := ft.Window
+	cols := append(append(append([]string{}, ft.Keys...), ft.TimeKey), ft.Features...)
+	nk, nf := len(ft.Keys), len(ft.Features)
+	var fileInSeq, prevSeq int64 = -1, -1
+	for _, f := range ch.Files {
+		if f.Seq != prevSeq {
+			prevSeq, fileInSeq = f.Seq, 0
+		} else {
+			fileInSeq++
+		}
+		rdr, err := t.ReadFiles(ctx, []table.ChangedFile{f}, cols)
+		if err != nil {
+			return st, err
+		}
+		var row int64
+		for rdr.Next() {
+			b := rdr.RecordBatch()
+			events := make([]window.Event, 0, b.NumRows())
+			tc, ok := b.Column(nk).(*array.Timestamp)
+			if !ok {
+				rdr.Release()
+				return st, fmt.Errorf("syncing %s: timestamp column %s is %s, not a timestamp", name, ft.TimeKey, b.Column(nk).DataType())
+			}
+			unit := tc.DataType().(*arrow.TimestampType).Unit
+			for i := range int(b.NumRows()) {
+				pos := window.Pos{Seq: f.Seq, File: fileInSeq, Row: row}
+				row++
+				if tc.IsNull(i) {
+					continue
+				}
+				e := window.Event{Key: make(online.Key, nk), TS: tc.Value(i).ToTime(unit).UnixMicro(), Pos: pos, Inputs: make([]online.Value, nf)}
+				for k := range nk {
+					e.Key[k] = Value(b.Column(k), i)
+				}
+				for j := range nf {
+					e.Inputs[j] = Value(b.Column(nk+1+j), i)
+				}
+				events = append(events, e)
+			}
+			if err := def.Fold(ctx, p.store, name, ft.TTL, events, time.Now()); err != nil {
+				rdr.Release()
+				return st, fmt.Errorf("syncing %s: %w", name, err)
+			}
+			st.Rows += int64(len(events))
+		}
+		err = rdr.Err()
+		rdr.Release()
+		if err != nil {
+			return st, err
+		}
+	}
+	if err := p.tables.SetReader(ctx, ft.Name, reader, ch.To, ch.ToTime); err != nil {
+		return st, err
+	}
+	p.logger.Debug("windowed feature table synced", "table", name, "rows", st.Rows, "full", st.Full)
+	return st, nil
 }

@@ -68,7 +68,7 @@ func (a *API) invocations(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
-		ct, err := a.featureTables.get(r.Context(), a.d.Tables, n)
+		ct, err := a.featureTables.get(r.Context(), a.d.Tables, n, "")
 		if err != nil {
 			writeError(w, err)
 			return
@@ -95,7 +95,7 @@ func (a *API) invocations(w http.ResponseWriter, r *http.Request) {
 			}
 			keys[i] = key
 		}
-		res, err := a.d.Online.Get(r.Context(), ct.ft.OnlineTable(), keys, mf.Features, now)
+		res, err := a.readOnline(r.Context(), ct, keys, mf.Features, now)
 		if err != nil {
 			writeError(w, err)
 			return

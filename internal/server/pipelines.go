@@ -56,6 +56,11 @@ func decodeJSON(r *http.Request, v any) error {
 	if err != nil {
 		return err
 	}
+	return decodeJSONBytes(body, v)
+}
+
+// decodeJSONBytes decodes a request body as decodeJSON does.
+func decodeJSONBytes(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

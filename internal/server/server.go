@@ -99,6 +99,8 @@ func (a *API) Handler() http.Handler {
 	}
 	if a.d.Online != nil && a.d.Publisher != nil {
 		mux.HandleFunc("POST /get-online-features", a.getOnlineFeatures)
+		mux.HandleFunc("POST /api/v1/feature-tables", a.createFeatureTable)
+		mux.HandleFunc("GET /api/v1/feature-tables/{name}", a.getFeatureTable)
 		mux.HandleFunc("POST /api/v1/feature-tables/{name}/sync", a.featureTableSync)
 		mux.HandleFunc("POST /api/v1/feature-tables/{name}/publish", a.featureTableSync)
 		if a.d.Features != nil {
@@ -120,6 +122,10 @@ func (a *API) Handler() http.Handler {
 func (a *API) logRequests(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		began := time.Now()
+		if !a.d.Logger.Enabled(r.Context(), slog.LevelDebug) {
+			h.ServeHTTP(w, r)
+			return
+		}
 		sw := &statusWriter{ResponseWriter: w, status: 200}
 		h.ServeHTTP(sw, r)
 		a.d.Logger.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "took", time.Since(began))

@@ -2,12 +2,12 @@ package server
 
 import (
 	"context"
-	"encoding/json"
-
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,70 +51,175 @@ type FeatureVector struct {
 }
 
 // featureTables caches feature-table descriptions for serving, so a
-// request does not read the catalog.
+// request does not read the catalog. Entries are found by the name as
+// requests spell it and by the canonical name.
 type featureTables struct {
-	mu sync.Mutex
-	m  map[string]cachedTable
+	mu sync.RWMutex
+	m  map[string]*cachedTable
 }
 
+// cachedTable is a feature table's description, immutable once cached.
 type cachedTable struct {
-	ft     publish.FeatureTable
-	schema *arrow.Schema
-	at     time.Time
+	name     string // canonical
+	ft       publish.FeatureTable
+	schema   *arrow.Schema
+	keyTypes []arrow.DataType // of ft.Keys; nil where the schema lacks the column
+	online   online.Table
+	at       time.Time
 }
 
 const featureTableCacheTTL = 5 * time.Second
 
-func (c *featureTables) get(ctx context.Context, store *table.Store, name ident.Name) (cachedTable, error) {
-	c.mu.Lock()
-	ct, ok := c.m[name.String()]
-	c.mu.Unlock()
-	if ok && time.Since(ct.at) < featureTableCacheTTL {
+// fresh returns the cached table spelled name if it is younger than the
+// TTL, else nil.
+func (c *featureTables) fresh(name string) *cachedTable {
+	c.mu.RLock()
+	ct := c.m[name]
+	c.mu.RUnlock()
+	if ct != nil && time.Since(ct.at) < featureTableCacheTTL {
+		return ct
+	}
+	return nil
+}
+
+// get returns the description of table name, from the cache when fresh;
+// spelled, if not empty, is how the request wrote the name.
+func (c *featureTables) get(ctx context.Context, store *table.Store, name ident.Name, spelled string) (*cachedTable, error) {
+	if ct := c.fresh(name.String()); ct != nil {
+		c.alias(spelled, ct)
 		return ct, nil
 	}
 	t, err := store.Load(ctx, name)
 	if err != nil {
-		return ct, err
+		return nil, err
 	}
 	ft, err := publish.Describe(t)
 	if err != nil {
-		return ct, err
+		return nil, err
 	}
-	ct = cachedTable{ft: ft, schema: t.ArrowSchema(), at: time.Now()}
+	sc := t.ArrowSchema()
+	ct := &cachedTable{name: ft.Name.String(), ft: ft, schema: sc, online: ft.OnlineTable(), at: time.Now()}
+	for _, k := range ft.Keys {
+		var dt arrow.DataType
+		if idx := sc.FieldIndices(k); len(idx) > 0 {
+			dt = sc.Field(idx[0]).Type
+		}
+		ct.keyTypes = append(ct.keyTypes, dt)
+	}
 	c.mu.Lock()
 	if c.m == nil {
-		c.m = map[string]cachedTable{}
+		c.m = map[string]*cachedTable{}
 	}
 	c.m[name.String()] = ct
 	c.mu.Unlock()
+	c.alias(spelled, ct)
 	return ct, nil
+}
+
+func (c *featureTables) alias(spelled string, ct *cachedTable) {
+	if spelled == "" || spelled == ct.name {
+		return
+	}
+	c.mu.Lock()
+	if c.m[spelled] != ct {
+		c.m[spelled] = ct
+	}
+	c.mu.Unlock()
 }
 
 const epoch = "1970-01-01T00:00:00Z"
 
+// bufPool holds the request and response buffers of /get-online-features.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxFeaturesBody bounds the body of /get-online-features.
+const maxFeaturesBody = maxSpecBytes
+
 func (a *API) getOnlineFeatures(w http.ResponseWriter, r *http.Request) {
-	var req OnlineFeaturesRequest
-	if err := decodeJSON(r, &req); err != nil {
+	in := bufPool.Get().(*[]byte)
+	defer bufPool.Put(in)
+	body, err := readBodyInto((*in)[:0], r, maxFeaturesBody)
+	*in = body[:0]
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	resp, err := a.onlineFeatures(r.Context(), req)
+	var req OnlineFeaturesRequest
+	if !parseOnlineFeaturesRequest(body, &req) {
+		req = OnlineFeaturesRequest{}
+		if err := decodeJSONBytes(body, &req); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	served, err := a.onlineFeatures(r.Context(), req)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	// Compact, unlike the rest of the API: this is the hot path.
-	b, err := json.Marshal(resp)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	out := bufPool.Get().(*[]byte)
+	defer bufPool.Put(out)
+	b := served.appendJSON((*out)[:0])
+	*out = b[:0]
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	_, _ = w.Write(b)
 }
 
-func (a *API) onlineFeatures(ctx context.Context, req OnlineFeaturesRequest) (*OnlineFeaturesResponse, error) {
+// readBodyInto appends r's body to dst; a body over max bytes is a 400.
+func readBodyInto(dst []byte, r *http.Request, max int) ([]byte, error) {
+	if n := r.ContentLength; n > 0 && n <= int64(max) {
+		dst = slices.Grow(dst, int(n)+1) // +1: the read that sees EOF
+	}
+	for {
+		if len(dst) == cap(dst) {
+			dst = slices.Grow(dst, 4<<10)
+		}
+		n, err := r.Body.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if len(dst) > max {
+			return dst, badRequest("request body is larger than %d bytes", max)
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, badRequest("reading request body: %v", err)
+		}
+	}
+}
+
+// servedFeatures is the answer to one OnlineFeaturesRequest, before it is
+// written as Feast's response (appendJSON).
+type servedFeatures struct {
+	rows       int
+	entityCols []string
+	entityVals [][]any // per entity column, as the request gave them
+	// names and cols are per requested feature, in request order.
+	names []string
+	cols  []servedColumn
+}
+
+// servedColumn is one requested feature: position fi of its table's
+// results.
+type servedColumn struct {
+	g  *servedTable
+	fi int
+}
+
+// servedTable is one feature table of a request: the features asked of it
+// and what the online store returned.
+type servedTable struct {
+	ct       *cachedTable
+	features []string
+	slots    []int // result index of each feature
+	res      []online.Result
+	stamps   [][]byte // per row: the event time, formatted, quoted
+}
+
+func (a *API) onlineFeatures(ctx context.Context, req OnlineFeaturesRequest) (*servedFeatures, error) {
 	if len(req.Features) == 0 {
 		return nil, badRequest("features is empty: list features as \"<table>:<column>\", e.g. \"main.features.user_activity:revenue_1h\"")
 	}
@@ -129,76 +234,73 @@ func (a *API) onlineFeatures(ctx context.Context, req OnlineFeaturesRequest) (*O
 		rows = len(vs)
 	}
 	// Group the features by table, keeping the request's order.
-	type group struct {
-		ct       cachedTable
-		features []string
-		slots    []int // result index of each feature
-	}
-	var order []string
-	groups := map[string]*group{}
-	resp := &OnlineFeaturesResponse{}
-	var entityCols []string
+	sf := &servedFeatures{rows: rows, names: make([]string, len(req.Features)), cols: make([]servedColumn, len(req.Features))}
+	var groups []*servedTable
 	for i, ref := range req.Features {
 		tname, col, ok := strings.Cut(ref, ":")
 		if !ok || col == "" {
 			return nil, badRequest("features[%d] = %q: write \"<table>:<column>\"", i, ref)
 		}
-		n, err := ident.Parse(tname)
-		if err != nil {
-			return nil, badRequest("features[%d] = %q: %v", i, ref, err)
-		}
-		g := groups[n.String()]
-		if g == nil {
-			ct, err := a.featureTables.get(ctx, a.d.Tables, n)
+		ct := a.featureTables.fresh(tname)
+		if ct == nil {
+			n, err := ident.Parse(tname)
 			if err != nil {
+				return nil, badRequest("features[%d] = %q: %v", i, ref, err)
+			}
+			if ct, err = a.featureTables.get(ctx, a.d.Tables, n, tname); err != nil {
 				if errors.Is(err, publish.ErrNotFeatureTable) {
 					return nil, badRequest("features[%d] = %q: %v", i, ref, err)
 				}
 				return nil, err
 			}
+		}
+		var g *servedTable
+		for _, h := range groups {
+			if h.ct.name == ct.name {
+				g = h
+				break
+			}
+		}
+		if g == nil {
 			for _, k := range ct.ft.Keys {
 				if _, ok := req.Entities[k]; !ok {
-					return nil, badRequest("feature table %s is keyed by (%s): entities must give %s", n, strings.Join(ct.ft.Keys, ", "), k)
+					return nil, badRequest("feature table %s is keyed by (%s): entities must give %s", ct.name, strings.Join(ct.ft.Keys, ", "), k)
 				}
-				if !contains(entityCols, k) {
-					entityCols = append(entityCols, k)
+				if !contains(sf.entityCols, k) {
+					sf.entityCols = append(sf.entityCols, k)
 				}
 			}
-			g = &group{ct: ct}
-			groups[n.String()] = g
-			order = append(order, n.String())
+			g = &servedTable{ct: ct}
+			groups = append(groups, g)
 		}
 		if !contains(g.ct.ft.Features, col) {
-			return nil, badRequest("features[%d] = %q: %s has no feature %s (it has %s)", i, ref, n, col, strings.Join(g.ct.ft.Features, ", "))
+			return nil, badRequest("features[%d] = %q: %s has no feature %s (it has %s)", i, ref, ct.name, col, strings.Join(g.ct.ft.Features, ", "))
+		}
+		sf.cols[i] = servedColumn{g: g, fi: len(g.features)}
+		sf.names[i] = col
+		if req.FullFeatureNames {
+			sf.names[i] = ct.name + "__" + col
 		}
 		g.features = append(g.features, col)
 		g.slots = append(g.slots, i)
 	}
 	for k := range req.Entities {
-		if !contains(entityCols, k) {
+		if !contains(sf.entityCols, k) {
 			return nil, badRequest("entities: %s is not a key of any requested feature table", k)
 		}
 	}
-	// Entity columns first, as Feast returns them.
-	for _, k := range entityCols {
-		v := FeatureVector{Values: req.Entities[k], Statuses: make([]string, rows), EventTimestamps: make([]string, rows)}
-		for i := range rows {
-			v.Statuses[i], v.EventTimestamps[i] = "PRESENT", epoch
-		}
-		resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, k)
-		resp.Results = append(resp.Results, v)
+	for _, k := range sf.entityCols {
+		sf.entityVals = append(sf.entityVals, req.Entities[k])
 	}
-	base := len(resp.Results)
-	resp.Results = append(resp.Results, make([]FeatureVector, len(req.Features))...)
-	resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, make([]string, len(req.Features))...)
 	now := time.Now()
-	for _, tn := range order {
-		g := groups[tn]
+	for _, g := range groups {
+		nk := len(g.ct.ft.Keys)
 		keys := make([]online.Key, rows)
+		kvs := make([]online.Value, rows*nk)
 		for row := range rows {
-			key := make(online.Key, len(g.ct.ft.Keys))
+			key := kvs[row*nk : (row+1)*nk : (row+1)*nk]
 			for j, k := range g.ct.ft.Keys {
-				v, err := keyValue(g.ct.schema, k, req.Entities[k][row])
+				v, err := keyValueOf(g.ct.keyTypes[j], k, req.Entities[k][row])
 				if err != nil {
 					return nil, badRequest("entities.%s[%d]: %v", k, row, err)
 				}
@@ -206,30 +308,127 @@ func (a *API) onlineFeatures(ctx context.Context, req OnlineFeaturesRequest) (*O
 			}
 			keys[row] = key
 		}
-		res, err := a.d.Online.Get(ctx, g.ct.ft.OnlineTable(), keys, g.features, now)
+		res, err := a.readOnline(ctx, g.ct, keys, g.features, now)
 		if err != nil {
 			return nil, err
 		}
-		for fi, col := range g.features {
-			slot := base + g.slots[fi]
-			name := col
-			if req.FullFeatureNames {
-				name = tn + "__" + col
-			}
-			resp.Metadata.FeatureNames[slot] = name
-			v := FeatureVector{Values: make([]any, rows), Statuses: make([]string, rows), EventTimestamps: make([]string, rows)}
-			for row := range rows {
-				v.Values[row] = onlineJSON(res[row].Values[fi])
-				v.Statuses[row] = res[row].Statuses[fi].String()
-				v.EventTimestamps[row] = epoch
-				if res[row].Found {
-					v.EventTimestamps[row] = res[row].EventTime.UTC().Format(time.RFC3339Nano)
-				}
-			}
-			resp.Results[slot] = v
-		}
+		g.res = res
+		g.stamps = formatEventTimes(res)
 	}
-	return resp, nil
+	return sf, nil
+}
+
+// readOnline reads the given features of each key of feature table ct at
+// time now: one Result per key, in order, with Values and Statuses in the
+// order of features. It is the one place serving reads a table's rows.
+func (a *API) readOnline(ctx context.Context, ct *cachedTable, keys []online.Key, features []string, now time.Time) ([]online.Result, error) {
+	if ct.ft.Window != nil {
+		return ct.ft.Get(ctx, a.d.Online, keys, features, now)
+	}
+	return a.d.Online.Get(ctx, ct.online, keys, features, now)
+}
+
+// formatEventTimes formats each result's event time as the response shows
+// it (quoted RFC 3339; the epoch for a missing row), in one arena.
+func formatEventTimes(res []online.Result) [][]byte {
+	out := make([][]byte, len(res))
+	arena := make([]byte, 0, len(res)*(len(epoch)+12))
+	for i := range res {
+		start := len(arena)
+		arena = append(arena, '"')
+		if res[i].Found {
+			arena = res[i].EventTime.UTC().AppendFormat(arena, time.RFC3339Nano)
+		} else {
+			arena = append(arena, epoch...)
+		}
+		arena = append(arena, '"')
+		out[i] = arena[start:len(arena):len(arena)]
+	}
+	return out
+}
+
+// appendJSON appends Feast's response: the entity columns first, then one
+// result per requested feature, in order, each with values, statuses and
+// event_timestamps per requested row. It writes what json.Marshal writes
+// for the OnlineFeaturesResponse holding the same (a test checks).
+func (sf *servedFeatures) appendJSON(b []byte) []byte {
+	b = append(b, `{"metadata":{"feature_names":[`...)
+	for i, k := range sf.entityCols {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+	}
+	for i, n := range sf.names {
+		if i > 0 || len(sf.entityCols) > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, n)
+	}
+	b = append(b, `]},"results":[`...)
+	for i, vals := range sf.entityVals {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"values":`...)
+		if vals == nil {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, '[')
+			for row, v := range vals {
+				if row > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONAny(b, v)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, `,"statuses":[`...)
+		for row := range sf.rows {
+			if row > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `"PRESENT"`...)
+		}
+		b = append(b, `],"event_timestamps":[`...)
+		for row := range sf.rows {
+			if row > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `"`+epoch+`"`...)
+		}
+		b = append(b, "]}"...)
+	}
+	for i, c := range sf.cols {
+		if i > 0 || len(sf.entityVals) > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"values":[`...)
+		for row := range sf.rows {
+			if row > 0 {
+				b = append(b, ',')
+			}
+			b = appendOnlineValue(b, c.g.res[row].Values[c.fi])
+		}
+		b = append(b, `],"statuses":[`...)
+		for row := range sf.rows {
+			if row > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, c.g.res[row].Statuses[c.fi].String()...)
+			b = append(b, '"')
+		}
+		b = append(b, `],"event_timestamps":[`...)
+		for row := range sf.rows {
+			if row > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, c.g.stamps[row]...)
+		}
+		b = append(b, "]}"...)
+	}
+	return append(b, "]}"...)
 }
 
 func contains(xs []string, x string) bool {
@@ -244,11 +443,20 @@ func contains(xs []string, x string) bool {
 // keyValue converts a JSON entity value to the online key value of column
 // col's type.
 func keyValue(sc *arrow.Schema, col string, v any) (online.Value, error) {
-	idx := sc.FieldIndices(col)
-	if len(idx) == 0 {
+	var dt arrow.DataType
+	if idx := sc.FieldIndices(col); len(idx) > 0 {
+		dt = sc.Field(idx[0]).Type
+	}
+	return keyValueOf(dt, col, v)
+}
+
+// keyValueOf converts a JSON entity value to the online key value of type
+// dt, the type of key column col (nil if the table has no such column).
+func keyValueOf(dt arrow.DataType, col string, v any) (online.Value, error) {
+	if dt == nil {
 		return online.Value{}, fmt.Errorf("no key column %s", col)
 	}
-	switch sc.Field(idx[0]).Type.ID() {
+	switch dt.ID() {
 	case arrow.STRING, arrow.LARGE_STRING:
 		switch x := v.(type) {
 		case string:
@@ -277,7 +485,7 @@ func keyValue(sc *arrow.Schema, col string, v any) (online.Value, error) {
 			return online.Float64(x), nil
 		}
 	}
-	return online.Value{}, fmt.Errorf("%v (%T) does not fit key column %s of type %s", v, v, col, sc.Field(idx[0]).Type)
+	return online.Value{}, fmt.Errorf("%v (%T) does not fit key column %s of type %s", v, v, col, dt)
 }
 
 func onlineJSON(v online.Value) any {

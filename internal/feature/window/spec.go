@@ -308,3 +308,49 @@ func FormatDuration(d time.Duration) string {
 	}
 	return s
 }
+
+// PipelineName is the name of the pipeline that writes the feature log.
+func (s Spec) PipelineName() string { return s.Name + "_pipeline" }
+
+// SQL returns the pipeline that writes the feature log: a streaming table
+// with one row per source event, holding the entity keys, the event time
+// and each feature's input (NULL where the feature's filter rejects the
+// event). The spec must be valid.
+func (s Spec) SQL() string {
+	var b strings.Builder
+	q := func(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+	fmt.Fprintf(&b, "-- The feature log of the windowed features %s, generated from its spec.\n", s.Name)
+	fmt.Fprintf(&b, "CREATE OR REFRESH STREAMING TABLE %s\n", s.Name)
+	fmt.Fprintf(&b, "COMMENT %s\n", q("windowed features: one row per event of "+s.Source))
+	props := []string{q(PropDef) + " = " + q(s.Def().Encode())}
+	if s.Online {
+		props = append(props, q("online")+" = "+q("true"))
+	}
+	if s.TTL != "" {
+		props = append(props, q("sluice.ttl")+" = "+q(s.TTL))
+	}
+	fmt.Fprintf(&b, "TBLPROPERTIES (%s)\nAS SELECT\n", strings.Join(props, ", "))
+	var items, notNull []string
+	for _, k := range s.Entity {
+		items = append(items, fmt.Sprintf("  (%s) AS %s", k.Expr, k.Name))
+		notNull = append(notNull, fmt.Sprintf("(%s) IS NOT NULL", k.Expr))
+	}
+	items = append(items, fmt.Sprintf("  CAST(%s AS TIMESTAMP) AS %s", s.Timestamp, s.TimestampColumn))
+	notNull = append(notNull, fmt.Sprintf("(%s) IS NOT NULL", s.Timestamp))
+	for _, f := range s.Features {
+		in := "CAST(1 AS BIGINT)"
+		if f.Function != "count" || f.Column != "" {
+			in = "(" + f.Column + ")"
+			if f.Function == "count" {
+				in = fmt.Sprintf("CASE WHEN (%s) IS NOT NULL THEN CAST(1 AS BIGINT) END", f.Column)
+			}
+		}
+		if f.Filter != "" {
+			in = fmt.Sprintf("CASE WHEN (%s) THEN %s END", f.Filter, in)
+		}
+		items = append(items, fmt.Sprintf("  %s AS %s", in, f.Name))
+	}
+	b.WriteString(strings.Join(items, ",\n"))
+	fmt.Fprintf(&b, "\nFROM STREAM(%s)\nWHERE %s\n", s.Source, strings.Join(notNull, " AND "))
+	return b.String()
+}
