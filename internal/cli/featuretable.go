@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-dev/sluice/internal/feature/window"
+	"github.com/sluice-dev/sluice/internal/ident"
+	"github.com/sluice-dev/sluice/internal/publish"
 )
 
 // featureTableInfo is the API's description of a feature table.
@@ -105,7 +108,7 @@ feature table on demand. Serve features with POST /get-online-features (docs/api
 			return nil
 		},
 	}
-	publish := &cobra.Command{
+	publishCmd := &cobra.Command{
 		Use:     "publish NAME",
 		Short:   "Mark a feature table online and sync it; its pipeline then keeps it synced",
 		Example: "  sluice feature-table publish main.features.user_activity",
@@ -125,12 +128,16 @@ feature table on demand. Serve features with POST /get-online-features (docs/api
 	var file string
 	create := &cobra.Command{
 		Use:   "create -f SPEC.yaml",
-		Short: "Create a windowed feature table from a YAML spec and start the pipeline that keeps it",
-		Long: `Create a windowed feature table (docs/features.md, "Windowed features"): count, sum, avg,
-min, max, count_distinct and last over sliding windows that end at the read time, declared
-in YAML. sluice compiles the spec to a continuous pipeline writing the table's feature log
-(one row per event) and serves each window as of the moment it is read, online and in
-training sets alike.`,
+		Short: "Create a feature table from a YAML spec: windowed (with its pipeline) or plain",
+		Long: `Create a feature table from a YAML (or JSON) spec (docs/features.md).
+
+A windowed spec (source, entity, timestamp, features) declares count, sum, avg, min, max,
+count_distinct and last over sliding windows that end at the read time. sluice compiles it
+to a continuous pipeline writing the table's feature log (one row per event) and serves each
+window as of the moment it is read, online and in training sets alike.
+
+A plain spec (name, primary_keys, timestamp_key, schema, ttl, online) makes an empty feature
+table that takes rows with "sluice feature-table write", merged on the keys.`,
 		Example: `  sluice feature-table create -f user_activity.yaml
   # user_activity.yaml:
   #   name: main.features.user_activity
@@ -141,6 +148,12 @@ training sets alike.`,
   #     - {name: event_count_1h, function: count, window: 1h}
   #     - {name: revenue_1h, function: sum, column: value.revenue, filter: "value.event_type = 'purchase'", window: 1h}
   #   ttl: 7d
+  #   online: true
+  sluice feature-table create -f user_profile.yaml
+  # user_profile.yaml:
+  #   name: main.features.user_profile
+  #   primary_keys: [user_id]
+  #   schema: "user_id STRING, account_age_days BIGINT, subscription_tier STRING"
   #   online: true`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -157,9 +170,19 @@ training sets alike.`,
 			if err != nil {
 				return err
 			}
-			spec, err := window.ParseSpec(b)
-			if err != nil {
-				return fmt.Errorf("%s: %w", file, err)
+			var spec any
+			if window.IsSpec(b) {
+				ws, err := window.ParseSpec(b)
+				if err != nil {
+					return fmt.Errorf("%s: %w", file, err)
+				}
+				spec = ws
+			} else {
+				ts, _, err := publish.ParseTableSpec(b)
+				if err != nil {
+					return fmt.Errorf("%s: %w", file, err)
+				}
+				spec = ts
 			}
 			var info featureTableInfo
 			if err := g.client().sendJSON(cmd.Context(), http.MethodPost, "/api/v1/feature-tables", spec, &info); err != nil {
@@ -187,6 +210,52 @@ training sets alike.`,
 		},
 	}
 	get.Flags().BoolVar(&showSQL, "sql", false, "also print the pipeline SQL generated from a windowed spec")
-	cmd.AddCommand(create, get, sync, publish)
+	var rowsFile string
+	write := &cobra.Command{
+		Use:   "write NAME -f ROWS.json",
+		Short: "Merge rows into a feature table made with create: a row replaces the stored one with its keys",
+		Long: `Merge rows into a plain feature table made with "sluice feature-table create", as the
+feature store's write_table(mode="merge"): a row whose keys (and timestamp key) match a
+stored row replaces it; others are added. ROWS.json holds a JSON array of objects, one per
+row, with the table's columns (timestamps as RFC 3339 strings). A table marked online is
+synced at once.`,
+		Example: `  echo '[{"user_id":"u1","account_age_days":412,"subscription_tier":"pro"}]' | sluice feature-table write main.features.user_profile -f -`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if rowsFile == "" {
+				return fmt.Errorf("give the rows with -f FILE (a JSON array of objects; - for stdin)")
+			}
+			var b []byte
+			var err error
+			if rowsFile == "-" {
+				b, err = io.ReadAll(env.In)
+			} else {
+				b, err = os.ReadFile(rowsFile)
+			}
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Table        string `json:"table"`
+				RowsWritten  int64  `json:"rows_written"`
+				SyncedOnline bool   `json:"synced_online"`
+			}
+			n, err := ident.Parse(args[0])
+			if err != nil {
+				return err
+			}
+			if err := g.client().sendJSON(cmd.Context(), http.MethodPost, "/api/v1/feature-tables/"+n.String()+"/rows", map[string]json.RawMessage{"rows": b}, &out); err != nil {
+				return err
+			}
+			online := ""
+			if out.SyncedOnline {
+				online = " and synced online"
+			}
+			fmt.Fprintf(env.Out, "merged %d rows into %s%s\n", out.RowsWritten, out.Table, online)
+			return nil
+		},
+	}
+	write.Flags().StringVarP(&rowsFile, "file", "f", "", "the rows: a JSON array of objects (- for stdin)")
+	cmd.AddCommand(create, get, write, sync, publishCmd)
 	return cmd
 }

@@ -653,124 +653,12 @@ func (r *Runner) write(ctx context.Context, f *flow, out []arrow.RecordBatch, pr
 	return nil
 }
 
-// merge commits output rows that replace the table's rows with the same
-// primary key (update mode, and feature tables: PRIMARY KEY with the
-// TIMESERIES column makes the key (keys, timestamp)). Within the output,
-// the last row of a key wins. When no key is already in the table (the
-// usual case for time series, whose rows carry new timestamps), the rows
-// are appended; otherwise the table is rewritten without the replaced rows
-// (copy on write), in one overwrite commit.
+// merge commits output rows on the flow's primary key (see MergeRows).
 func (r *Runner) merge(ctx context.Context, f *flow, out []arrow.RecordBatch, props map[string]string) error {
-	keys := f.d.PrimaryKey
-	if len(keys) == 0 {
+	if len(f.d.PrimaryKey) == 0 {
 		return fmt.Errorf("%w: %s = update needs PRIMARY KEY (…) to merge rows on", ErrInvalid, propOutputMode)
 	}
-	sc := f.d.Schema
-	idx := make([]int, len(keys))
-	for i, k := range keys {
-		idx[i] = sc.FieldIndices(k)[0]
-	}
-	keyCols := func(b arrow.RecordBatch, idx []int) []arrow.Array {
-		cols := make([]arrow.Array, len(idx))
-		for i, c := range idx {
-			cols[i] = b.Column(c)
-		}
-		return cols
-	}
-	x := r.execCtx(ctx)
-	// The last row of each key in the output.
-	type pos struct{ batch, row int }
-	last := map[string]pos{}
-	var buf []byte
-	for bi, b := range out {
-		cols := keyCols(b, idx)
-		for row := 0; row < int(b.NumRows()); row++ {
-			buf, _ = encodeKey(buf[:0], cols, row)
-			last[string(buf)] = pos{bi, row}
-		}
-	}
-	var fresh []arrow.RecordBatch
-	defer func() {
-		for _, b := range fresh {
-			b.Release()
-		}
-	}()
-	for bi, b := range out {
-		cols := keyCols(b, idx)
-		keep := make([]bool, b.NumRows())
-		for row := range keep {
-			buf, _ = encodeKey(buf[:0], cols, row)
-			keep[row] = last[string(buf)] == pos{bi, row}
-		}
-		fb, err := filterBools(x, b, keep)
-		if err != nil {
-			return err
-		}
-		fresh = append(fresh, fb)
-	}
-
-	// Does the table hold any of these keys? Read only the key columns.
-	rdr, err := f.out.Scan(ctx, table.ScanOptions{Columns: keys})
-	if err != nil {
-		return err
-	}
-	collide := false
-	seq := make([]int, len(keys))
-	for i := range seq {
-		seq[i] = i
-	}
-	for !collide && rdr.Next() {
-		b := rdr.RecordBatch()
-		cols := keyCols(b, seq)
-		for row := 0; row < int(b.NumRows()); row++ {
-			buf, _ = encodeKey(buf[:0], cols, row)
-			if _, ok := last[string(buf)]; ok {
-				collide = true
-				break
-			}
-		}
-	}
-	err = rdr.Err()
-	rdr.Release()
-	if err != nil {
-		return err
-	}
-	if !collide {
-		return f.out.Append(ctx, fresh, props)
-	}
-
-	var kept []arrow.RecordBatch
-	defer func() {
-		for _, b := range kept {
-			b.Release()
-		}
-	}()
-	rdr, err = f.out.Scan(ctx, table.ScanOptions{})
-	if err != nil {
-		return err
-	}
-	defer rdr.Release()
-	for rdr.Next() {
-		b := rdr.RecordBatch()
-		cols := keyCols(b, idx)
-		keep := make([]bool, b.NumRows())
-		for row := range keep {
-			buf, _ = encodeKey(buf[:0], cols, row)
-			_, replaced := last[string(buf)]
-			keep[row] = !replaced
-		}
-		rec := array.NewRecordBatch(sc, b.Columns(), b.NumRows())
-		fb, err := filterBools(x, rec, keep)
-		rec.Release()
-		if err != nil {
-			return err
-		}
-		kept = append(kept, fb)
-	}
-	if err := rdr.Err(); err != nil {
-		return err
-	}
-	return f.out.Overwrite(ctx, append(kept, fresh...), props)
+	return mergeRows(ctx, r.execCtx(ctx), f.out, f.d.PrimaryKey, f.d.Schema, out, props)
 }
 
 // refresh recomputes a materialized view if any table it reads changed

@@ -1,8 +1,17 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/sluice-dev/sluice/internal/catalog"
 
 	"github.com/sluice-dev/sluice/internal/feature/window"
 	"github.com/sluice-dev/sluice/internal/pipeline"
@@ -62,17 +71,22 @@ func featureTableInfo(ft publish.FeatureTable) FeatureTableInfo {
 	return info
 }
 
-// createFeatureTable is POST /api/v1/feature-tables: a windowed feature
-// spec (docs/features.md) as JSON. It compiles the spec to the pipeline
-// writing the feature log and starts it.
+// createFeatureTable is POST /api/v1/feature-tables: a spec
+// (docs/features.md) as JSON. A windowed spec (with source and features)
+// compiles to the pipeline writing the feature log, which starts; a plain
+// one (primary_keys and schema) makes an empty feature table.
 func (a *API) createFeatureTable(w http.ResponseWriter, r *http.Request) {
-	if a.d.Pipelines == nil {
-		writeError(w, &apiError{status: 501, code: "NOT_IMPLEMENTED", msg: "this server runs no pipelines"})
-		return
-	}
 	body, err := readBody(r, 1<<20)
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if !window.IsSpec(body) {
+		a.createPlainFeatureTable(w, r, body)
+		return
+	}
+	if a.d.Pipelines == nil {
+		writeError(w, &apiError{status: 501, code: "NOT_IMPLEMENTED", msg: "this server runs no pipelines, which windowed feature tables need"})
 		return
 	}
 	spec, err := window.ParseSpec(body)
@@ -145,3 +159,120 @@ func (a *API) getFeatureTable(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, info)
 }
 
+
+// createPlainFeatureTable creates an empty feature table from a
+// publish.TableSpec; rows come through POST …/{name}/rows.
+func (a *API) createPlainFeatureTable(w http.ResponseWriter, r *http.Request, body []byte) {
+	spec, sc, err := publish.ParseTableSpec(body)
+	if err != nil {
+		writeError(w, badRequest("%v", err))
+		return
+	}
+	t, err := spec.Create(r.Context(), a.d.Tables, sc)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := a.d.Catalog.Grant(r.Context(), spec.Name, a.principal(r), catalog.PrivAll); err != nil {
+		writeError(w, err)
+		return
+	}
+	ft, err := publish.Describe(t)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 201, featureTableInfo(ft))
+}
+
+// WriteRowsResponse is what POST /api/v1/feature-tables/{name}/rows returns.
+type WriteRowsResponse struct {
+	Table        string `json:"table"`
+	RowsWritten  int64  `json:"rows_written"`
+	SyncedOnline bool   `json:"synced_online"`
+}
+
+// writeFeatureRows is POST /api/v1/feature-tables/{name}/rows: merge rows
+// into a feature table created by POST /api/v1/feature-tables, as the
+// seed's write_table(mode="merge"): a row with the (keys, timestamp) of a
+// stored row replaces it. Body: {"rows": [{column: value, …}, …]}.
+func (a *API) writeFeatureRows(w http.ResponseWriter, r *http.Request) {
+	name, err := pathName(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := a.require(r.Context(), r, name.String(), catalog.PrivModify); err != nil {
+		writeError(w, err)
+		return
+	}
+	body, err := readBody(r, 64<<20)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req struct {
+		Rows json.RawMessage `json:"rows"`
+	}
+	if err := decodeJSONBytes(body, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if len(req.Rows) == 0 || bytes.Equal(bytes.TrimSpace(req.Rows), []byte("[]")) {
+		writeError(w, badRequest("rows is empty: give {\"rows\": [{\"user_id\": \"u1\", …}, …]}"))
+		return
+	}
+	t, err := a.d.Tables.Load(r.Context(), name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	props := t.Properties()
+	if props[publish.PropWriter] != "api" {
+		writeError(w, badRequest("%s is written by its pipeline; only feature tables made with `sluice feature-table create` (POST /api/v1/feature-tables) take rows", name))
+		return
+	}
+	ft, err := publish.Describe(t)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	sc := t.ArrowSchema()
+	rec, _, err := array.RecordFromJSON(memory.DefaultAllocator, sc, bytes.NewReader(req.Rows))
+	if err != nil {
+		writeError(w, badRequest("rows do not match the table's columns (%s): %v", describeSchema(sc), err))
+		return
+	}
+	defer rec.Release()
+	keys := append(append([]string{}, ft.Keys...), ft.TimeKey)
+	if ft.TimeKey == "" {
+		keys = ft.Keys
+	}
+	for _, k := range keys {
+		if c := rec.Column(sc.FieldIndices(k)[0]); c.NullN() > 0 {
+			writeError(w, badRequest("rows: key column %s is missing or null in %d row(s)", k, c.NullN()))
+			return
+		}
+	}
+	if err := pipeline.MergeRows(r.Context(), t, keys, sc, []arrow.RecordBatch{rec}, nil, nil); err != nil {
+		writeError(w, err)
+		return
+	}
+	resp := WriteRowsResponse{Table: name.String(), RowsWritten: rec.NumRows()}
+	if ft.Online && a.d.Publisher != nil {
+		if _, err := a.d.Publisher.Sync(r.Context(), name); err != nil {
+			writeError(w, err)
+			return
+		}
+		resp.SyncedOnline = true
+	}
+	writeJSON(w, 200, resp)
+}
+
+func describeSchema(sc *arrow.Schema) string {
+	parts := make([]string, sc.NumFields())
+	for i, f := range sc.Fields() {
+		parts[i] = f.Name + " " + f.Type.String()
+	}
+	return strings.Join(parts, ", ")
+}

@@ -65,6 +65,7 @@ type API struct {
 	d             Deps
 	defaultUser   string
 	featureTables featureTables
+	featureRefs   internTable // feature references of /get-online-features requests
 }
 
 // New returns the API over d.
@@ -101,6 +102,7 @@ func (a *API) Handler() http.Handler {
 		mux.HandleFunc("POST /get-online-features", a.getOnlineFeatures)
 		mux.HandleFunc("POST /api/v1/feature-tables", a.createFeatureTable)
 		mux.HandleFunc("GET /api/v1/feature-tables/{name}", a.getFeatureTable)
+		mux.HandleFunc("POST /api/v1/feature-tables/{name}/rows", a.writeFeatureRows)
 		mux.HandleFunc("POST /api/v1/feature-tables/{name}/sync", a.featureTableSync)
 		mux.HandleFunc("POST /api/v1/feature-tables/{name}/publish", a.featureTableSync)
 		if a.d.Features != nil {
