@@ -163,7 +163,7 @@ func TestDuckDBAsOf(t *testing.T) {
 		"ttl":        {seed: 11, labels: 3000, users: 40, minutes: 60, activityTTL: "5m", storeTTL: "20m"},
 		"no ttl":     {seed: 12, labels: 2000, users: 30, minutes: 30},
 		"dense ties": {seed: 13, labels: 2000, users: 4, minutes: 5, activityTTL: "2m", storeTTL: "1m"},
-		"chunks":     {seed: 14, labels: 140_000, users: 2000, minutes: 300, activityTTL: "1h", chunkRows: BatchRows},
+		"chunks":     {seed: 14, labels: 80_000, users: 1500, minutes: 300, activityTTL: "1h", chunkRows: BatchRows}, // 2 chunks
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

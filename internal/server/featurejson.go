@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -27,8 +28,11 @@ import (
 // panics, and when it reports true, decoding body with encoding/json (as
 // decodeJSON does: DisallowUnknownFields) succeeds and gives an equal
 // request (reflect.DeepEqual, so nil and empty slices are told apart).
-func parseOnlineFeaturesRequest(body []byte, req *OnlineFeaturesRequest) bool {
-	p := jsonParser{b: body}
+//
+// Feature references are interned in refs (nil: not interned), so that a
+// client that asks for the same features again does not allocate them.
+func parseOnlineFeaturesRequest(body []byte, req *OnlineFeaturesRequest, refs *internTable) bool {
+	p := jsonParser{b: body, refs: refs}
 	if !p.consume('{') {
 		return false
 	}
@@ -88,8 +92,42 @@ func parseOnlineFeaturesRequest(body []byte, req *OnlineFeaturesRequest) bool {
 // Its methods skip leading whitespace and report false on anything they do
 // not handle.
 type jsonParser struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	refs *internTable
+}
+
+// internTable interns strings, up to maxInterned of them. Its methods are
+// safe for concurrent use; the zero value is ready.
+type internTable struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+const maxInterned = 4096
+
+// intern returns b as a string, the same string for the same bytes while
+// the table has room.
+func (t *internTable) intern(b []byte) string {
+	if t == nil {
+		return string(b)
+	}
+	t.mu.RLock()
+	s, ok := t.m[string(b)]
+	t.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = string(b)
+	t.mu.Lock()
+	if t.m == nil {
+		t.m = make(map[string]string)
+	}
+	if len(t.m) < maxInterned {
+		t.m[s] = s
+	}
+	t.mu.Unlock()
+	return s
 }
 
 func (p *jsonParser) ws() {
@@ -168,7 +206,7 @@ func (p *jsonParser) stringArray() ([]string, bool) {
 		if !ok {
 			return nil, false
 		}
-		out = append(out, string(s))
+		out = append(out, p.refs.intern(s))
 		if p.consume(',') {
 			continue
 		}

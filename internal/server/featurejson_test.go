@@ -53,7 +53,7 @@ func TestParseOnlineFeaturesRequest(t *testing.T) {
 	for _, s := range requestSeeds {
 		t.Run(s, func(t *testing.T) {
 			var got OnlineFeaturesRequest
-			ok := parseOnlineFeaturesRequest([]byte(s), &got)
+			ok := parseOnlineFeaturesRequest([]byte(s), &got, &internTable{})
 			if ok != fast[s] {
 				t.Fatalf("fast path %v, want %v", ok, fast[s])
 			}
@@ -81,7 +81,7 @@ func FuzzParseOnlineFeaturesRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var got OnlineFeaturesRequest
-		if !parseOnlineFeaturesRequest(body, &got) {
+		if !parseOnlineFeaturesRequest(body, &got, nil) {
 			return
 		}
 		want, err := decodeStd(body)

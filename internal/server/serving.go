@@ -145,7 +145,7 @@ func (a *API) getOnlineFeatures(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req OnlineFeaturesRequest
-	if !parseOnlineFeaturesRequest(body, &req) {
+	if !parseOnlineFeaturesRequest(body, &req, &a.featureRefs) {
 		req = OnlineFeaturesRequest{}
 		if err := decodeJSONBytes(body, &req); err != nil {
 			writeError(w, err)
@@ -163,10 +163,12 @@ func (a *API) getOnlineFeatures(w http.ResponseWriter, r *http.Request) {
 	b := served.appendJSON((*out)[:0])
 	*out = b[:0]
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
+	h["Content-Type"] = jsonContentType
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	_, _ = w.Write(b)
 }
+
+var jsonContentType = []string{"application/json"}
 
 // readBodyInto appends r's body to dst; a body over max bytes is a 400.
 func readBodyInto(dst []byte, r *http.Request, max int) ([]byte, error) {
@@ -270,7 +272,7 @@ func (a *API) onlineFeatures(ctx context.Context, req OnlineFeaturesRequest) (*s
 					sf.entityCols = append(sf.entityCols, k)
 				}
 			}
-			g = &servedTable{ct: ct}
+			g = &servedTable{ct: ct, features: make([]string, 0, len(req.Features)), slots: make([]int, 0, len(req.Features))}
 			groups = append(groups, g)
 		}
 		if !contains(g.ct.ft.Features, col) {

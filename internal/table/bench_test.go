@@ -78,6 +78,8 @@ func ingestBatch(off, n int) arrow.RecordBatch {
 // Parquet per row. Variants:
 //
 //	default:          this package's defaults (snappy, no dictionaries)
+//	write-batches:    the same, written by WriteBatches and committed by CommitFiles
+//	write-batches-nostats: and no statistics on key and value's strings
 //	dict-lowcard:     default plus dictionaries on kafka_topic,
 //	                  record_source and value.product
 //	zstd1:            default with zstd level 1
@@ -90,14 +92,18 @@ func BenchmarkAppend(b *testing.B) {
 		defer batches[i].Release()
 	}
 	lowCard := []string{"kafka_topic", "record_source", "value.product"}
+	noStats := []string{"key", "value.order_id", "value.customer_id", "value.product"}
 	variants := []struct {
-		name string
-		opts CreateOptions
+		name  string
+		opts  CreateOptions
+		files bool // WriteBatches + CommitFiles rather than Append
 	}{
-		{"default", CreateOptions{}},
-		{"dict-lowcard", CreateOptions{DictionaryColumns: lowCard}},
-		{"zstd1", CreateOptions{Properties: map[string]string{propCompression: "zstd", propCompressionLevel: "1"}}},
-		{"iceberg-defaults", CreateOptions{Properties: map[string]string{propCompression: "zstd", propDictDefault: "true"}}},
+		{"default", CreateOptions{}, false},
+		{"write-batches", CreateOptions{}, true},
+		{"write-batches-nostats", CreateOptions{NoStatsColumns: noStats}, true},
+		{"dict-lowcard", CreateOptions{DictionaryColumns: lowCard}, false},
+		{"zstd1", CreateOptions{Properties: map[string]string{propCompression: "zstd", propCompressionLevel: "1"}}, false},
+		{"iceberg-defaults", CreateOptions{Properties: map[string]string{propCompression: "zstd", propDictDefault: "true"}}, false},
 	}
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
@@ -115,7 +121,16 @@ func BenchmarkAppend(b *testing.B) {
 				i++
 				b.StartTimer()
 				for j, rec := range batches {
-					if err := tbl.Append(ctx, []arrow.RecordBatch{rec}, map[string]string{"sluice.offsets": fmt.Sprint(j)}); err != nil {
+					props := map[string]string{"sluice.offsets": fmt.Sprint(j)}
+					if v.files {
+						p, err := tbl.WriteBatches(ctx, []arrow.RecordBatch{rec})
+						if err == nil {
+							err = tbl.CommitFiles(ctx, p, props)
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+					} else if err := tbl.Append(ctx, []arrow.RecordBatch{rec}, props); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -86,6 +86,19 @@ type OptimizeStats struct {
 // handle is refreshed. The returned stats are valid for the steps that
 // completed.
 func (t *Table) Optimize(ctx context.Context, o OptimizeOptions) (OptimizeStats, error) {
+	return t.optimize(ctx, o, false)
+}
+
+// rebaseAttempts bounds how many times a compaction or an expiry is
+// committed again on a newer state when rebasing (see [Store.Optimize]).
+const rebaseAttempts = 10
+
+// optimize is Optimize. With rebase, a compaction or expiry that loses
+// the race against another commit is committed again on the state that
+// won, without rewriting anything, as long as the files it replaces are
+// still live: the handle then moves past the other commit, which only a
+// handle that is not a writer's may do.
+func (t *Table) optimize(ctx context.Context, o OptimizeOptions, rebase bool) (OptimizeStats, error) {
 	o.EnsureDefaults()
 	var st OptimizeStats
 
@@ -106,26 +119,8 @@ func (t *Table) Optimize(ctx context.Context, o OptimizeOptions) (OptimizeStats,
 			return st, fmt.Errorf("table: optimizing %s: planning compaction: %w", t.name, err)
 		}
 		if len(plan.Groups) > 0 {
-			groups := make([]ictable.CompactionTaskGroup, len(plan.Groups))
-			for i, g := range plan.Groups {
-				groups[i] = ictable.CompactionTaskGroup{PartitionKey: g.PartitionKey, Tasks: g.Tasks, TotalSizeBytes: g.TotalSizeBytes}
-			}
-			carried := iceberg.Properties{}
-			for k, v := range t.SnapshotProperties() {
-				if strings.HasPrefix(k, CarryForwardPrefix) {
-					carried[k] = v
-				}
-			}
-			base := t.tbl.MetadataLocation()
-			txn := t.tbl.NewTransaction()
-			res, err := txn.RewriteDataFiles(ctx, groups, ictable.RewriteDataFilesOptions{
-				SnapshotProps: carried,
-				GroupOptions:  []ictable.CompactionGroupOption{ictable.WithCompactionTargetFileSize(o.TargetFileSize)},
-			})
+			res, err := t.compact(ctx, plan.Groups, o, rebase)
 			if err != nil {
-				return st, t.failed(ctx, err, base, "compaction")
-			}
-			if err := t.commit(ctx, txn, base, "compaction"); err != nil {
 				return st, err
 			}
 			st.FilesRewritten = res.RemovedDataFiles
@@ -136,10 +131,15 @@ func (t *Table) Optimize(ctx context.Context, o OptimizeOptions) (OptimizeStats,
 		}
 	}
 
-	n, err := t.expire(ctx, o)
-	st.SnapshotsExpired = n
-	if err != nil {
-		return st, err
+	for attempt := 1; ; attempt++ {
+		n, err := t.expire(ctx, o)
+		st.SnapshotsExpired = n
+		if err == nil {
+			break
+		}
+		if !rebase || !errors.Is(err, ErrConflict) || attempt == rebaseAttempts {
+			return st, err
+		}
 	}
 
 	if o.OrphanOlderThan > 0 {
@@ -150,6 +150,94 @@ func (t *Table) Optimize(ctx context.Context, o OptimizeOptions) (OptimizeStats,
 		}
 	}
 	return st, nil
+}
+
+// compact rewrites the files of groups and commits the result in one
+// replace snapshot that carries forward the sluice.* properties of the
+// snapshot it commits on top of. The files are written once; with rebase,
+// a conflicting commit makes the same result commit again on the new
+// state, if every replaced file is still live there.
+func (t *Table) compact(ctx context.Context, groups []compaction.Group, o OptimizeOptions, rebase bool) (ictable.RewriteResult, error) {
+	var res ictable.RewriteResult
+	results := make([]ictable.CompactionGroupResult, 0, len(groups))
+	base := t.tbl.MetadataLocation()
+	readFrom := t.SnapshotID()
+	for _, g := range groups {
+		gr, err := ictable.ExecuteCompactionGroup(ctx, t.tbl,
+			ictable.CompactionTaskGroup{PartitionKey: g.PartitionKey, Tasks: g.Tasks, TotalSizeBytes: g.TotalSizeBytes},
+			ictable.WithCompactionTargetFileSize(o.TargetFileSize))
+		if err != nil {
+			return res, t.failed(ctx, err, base, "compaction")
+		}
+		if len(gr.OldDataFiles) == 0 && len(gr.NewDataFiles) == 0 {
+			continue
+		}
+		results = append(results, gr)
+		res.RewrittenGroups++
+		res.RemovedDataFiles += len(gr.OldDataFiles)
+		res.AddedDataFiles += len(gr.NewDataFiles)
+		res.BytesBefore += gr.BytesBefore
+		res.BytesAfter += gr.BytesAfter
+	}
+	if len(results) == 0 {
+		return res, nil
+	}
+	if compactHook != nil {
+		compactHook()
+	}
+	for attempt := 1; ; attempt++ {
+		carried := iceberg.Properties{}
+		for k, v := range t.SnapshotProperties() {
+			if strings.HasPrefix(k, CarryForwardPrefix) {
+				carried[k] = v
+			}
+		}
+		base := t.tbl.MetadataLocation()
+		txn := t.tbl.NewTransaction()
+		rw := txn.NewRewrite(carried)
+		for _, gr := range results {
+			rw.ApplyResult(gr)
+		}
+		if err := rw.Commit(ctx); err != nil {
+			return res, t.failed(ctx, err, base, "compaction")
+		}
+		err := t.commit(ctx, txn, base, "compaction")
+		if err == nil {
+			return res, nil
+		}
+		if !rebase || !errors.Is(err, ErrConflict) || attempt == rebaseAttempts {
+			return res, err
+		}
+		// The handle is on the state that won. Committing the same
+		// result on it is valid if only appends came in between: they
+		// add files, so every replaced file is still live, and no delete
+		// that the rewrite would have to carry over. The new files are
+		// not deleted when giving up: if this very commit landed after
+		// all, they are live (orphan removal deletes them otherwise).
+		if !t.onlyAppendsSince(readFrom) {
+			return res, err
+		}
+	}
+}
+
+// compactHook, when set (by tests), runs between writing a compaction's
+// files and committing them.
+var compactHook func()
+
+// onlyAppendsSince reports whether every snapshot from the handle's
+// current one back to (excluding) snapshot id is an append.
+func (t *Table) onlyAppendsSince(id int64) bool {
+	meta := t.tbl.Metadata()
+	for s := t.tbl.CurrentSnapshot(); s != nil && s.SnapshotID != id; {
+		if s.Summary == nil || s.Summary.Operation != ictable.OpAppend || s.ParentSnapshotID == nil {
+			return false
+		}
+		s = meta.SnapshotByID(*s.ParentSnapshotID)
+		if s == nil {
+			return false // expired: the history is unknown
+		}
+	}
+	return t.tbl.CurrentSnapshot() != nil
 }
 
 // expire expires snapshots of the handle's state. A concurrent commit
@@ -206,11 +294,14 @@ func (t *Table) RemoveOrphans(ctx context.Context, olderThan time.Duration) (int
 	return len(res.DeletedFiles), nil
 }
 
-// Optimize loads table name and optimizes it, retrying on the table's new
-// state when a concurrent writer (an ingestion commit) wins the race: a
-// compaction of the latest state is always valid, so unlike a writer with
-// offsets to protect, it can simply start over. It gives up after
-// maxOptimizeAttempts conflicts.
+// Optimize loads table name and optimizes it, as [Table.Optimize], but
+// survives concurrent writers (ingestion commits every few seconds), which
+// a handle of its own, with no offsets to protect, may move past: when
+// another commit wins the race, a compaction whose files were written is
+// committed again on the new state, without rewriting anything, if only
+// appends came in between (see [Table.optimize]); an expiry is simply
+// redone. Any other conflict starts the whole optimization over on the
+// table's new state, up to maxOptimizeAttempts times.
 func (s *Store) Optimize(ctx context.Context, name ident.Name, o OptimizeOptions) (OptimizeStats, error) {
 	var err error
 	for attempt := 1; ; attempt++ {
@@ -219,7 +310,7 @@ func (s *Store) Optimize(ctx context.Context, name ident.Name, o OptimizeOptions
 			return OptimizeStats{}, err
 		}
 		var st OptimizeStats
-		if st, err = t.Optimize(ctx, o); err == nil || !errors.Is(err, ErrConflict) || attempt == maxOptimizeAttempts {
+		if st, err = t.optimize(ctx, o, true); err == nil || !errors.Is(err, ErrConflict) || attempt == maxOptimizeAttempts {
 			return st, err
 		}
 		select {

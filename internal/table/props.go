@@ -65,6 +65,18 @@ func createProperties(sc *iceberg.Schema, o CreateOptions) (iceberg.Properties, 
 			props[propDictColumnPrefix+path] = "true"
 		}
 	}
+	for _, col := range o.NoStatsColumns {
+		n := 0
+		for _, l := range leaves(sc) {
+			if l.name == col || strings.HasPrefix(l.name, col+".") {
+				props[ictable.MetricsModeColumnConfPrefix+"."+l.name] = metricsNone
+				n++
+			}
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("no-stats column %q: no such column", col)
+		}
+	}
 	maps.Copy(props, o.Properties)
 	props[propCommitRetries] = "0"
 	return props, nil

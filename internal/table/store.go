@@ -147,6 +147,14 @@ type CreateOptions struct {
 	// "attrs.key"). Mark only low-cardinality columns: dictionaries are off
 	// for every other column, which makes writing several times faster.
 	DictionaryColumns []string
+	// NoStatsColumns names the columns (as DictionaryColumns does) whose
+	// leaves get Iceberg metrics mode "none"
+	// (write.metadata.metrics.column.NAME): no bounds or counts in the
+	// manifests, and no Parquet column statistics, which
+	// [Table.WriteBatches] then does not compute. Mark high-cardinality
+	// strings that no query prunes by: their min/max statistics are a
+	// sizable part of the cost of writing them.
+	NoStatsColumns []string
 }
 
 // Create creates table name with Arrow schema sc (plain Arrow: field IDs are

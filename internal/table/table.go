@@ -30,6 +30,7 @@ type Table struct {
 	tbl    *ictable.Table
 	schema *arrow.Schema // Arrow form of tbl.Schema(); rebuilt when the schema id changes
 	sid    int
+	writer *fileWriter // of WriteFiles; made again when the schema or properties change
 }
 
 func newTable(s *Store, name ident.Name, tbl *ictable.Table) (*Table, error) {
