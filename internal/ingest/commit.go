@@ -3,6 +3,8 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -56,6 +58,9 @@ type committer struct {
 	done                  chan struct{}
 	err                   error // valid after done is closed
 	commits               int
+	maintaining           sync.WaitGroup // the maintenance pass in flight, if any
+	maintBusy             atomic.Bool
+	maintCtx              context.Context // cancelled when the runner stops, unlike run's
 }
 
 // send hands s to the committer, or returns its error if it has stopped.
@@ -71,6 +76,7 @@ func (c *committer) send(s *sealed) error {
 
 func (c *committer) run(ctx context.Context) {
 	defer close(c.done)
+	defer c.maintaining.Wait()
 	for s := range c.in {
 		if c.err == nil {
 			c.err = c.commit(ctx, s)
@@ -84,8 +90,18 @@ func (c *committer) run(ctx context.Context) {
 			}
 			return
 		}
-		if c.commits++; c.r.m.opts.MaintainEvery > 0 && c.commits%c.r.m.opts.MaintainEvery == 0 {
-			c.r.maintain(ctx, c.tbl, c.qtbl)
+		// Maintenance runs beside the commits, on handles of its own
+		// (table.Store.Optimize recommits a compaction over appends that
+		// won the race), so a compaction never stalls ingestion; the
+		// next commit of this handle after it reloads and retries as for
+		// any concurrent writer.
+		if c.commits++; c.r.m.opts.MaintainEvery > 0 && c.commits%c.r.m.opts.MaintainEvery == 0 && c.maintBusy.CompareAndSwap(false, true) {
+			c.maintaining.Add(1)
+			go func() {
+				defer c.maintaining.Done()
+				defer c.maintBusy.Store(false)
+				c.r.maintain(c.maintCtx, c.tbl.Name(), c.qtbl.Name())
+			}()
 		}
 	}
 }

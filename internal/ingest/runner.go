@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/schema"
 	"github.com/sluice-dev/sluice/internal/source/kafka"
 	"github.com/sluice-dev/sluice/internal/stream"
@@ -149,7 +150,7 @@ func (r *runner) session(ctx context.Context) error {
 	// cores, Parquet encoding overlaps JSON decoding. It owns the table
 	// handles from here on; at most two batches are sealed at a time.
 	c := &committer{r: r, tbl: tbl, qtbl: qtbl, committed: committed, qcommitted: qcommitted,
-		in: make(chan *sealed), done: make(chan struct{})}
+		in: make(chan *sealed), done: make(chan struct{}), maintCtx: ctx}
 	go c.run(context.WithoutCancel(ctx))
 	finish := sync.OnceValue(func() error { close(c.in); <-c.done; return c.err })
 	defer finish()
@@ -237,19 +238,21 @@ func (r *runner) session(ctx context.Context) error {
 	}
 }
 
-// maintain compacts and expires the runner's tables between two commits.
-// It runs in the runner's goroutine, so it never races its own appends; a
-// conflict with someone else's commit only postpones it (the handle is
-// refreshed and the next append proceeds as usual).
-func (r *runner) maintain(ctx context.Context, tables ...*table.Table) {
-	for _, t := range tables {
+// maintain compacts and expires the runner's tables. It runs beside the
+// committer (see committer.run) through table.Store.Optimize, which
+// survives the committer's appends; a failure only postpones it to the
+// next pass.
+func (r *runner) maintain(ctx context.Context, tables ...ident.Name) {
+	for _, name := range tables {
 		began := time.Now()
-		st, err := t.Optimize(ctx, table.OptimizeOptions{})
+		st, err := r.m.store.Optimize(ctx, name, table.OptimizeOptions{})
 		if err != nil {
-			r.logger.Warn("table maintenance postponed", "table", t.Name(), "err", err)
+			if ctx.Err() == nil {
+				r.logger.Warn("table maintenance postponed", "table", name, "err", err)
+			}
 			continue
 		}
-		r.logger.Debug("table maintained", "table", t.Name(), "files_before", st.FilesBefore, "files_after", st.FilesAfter,
+		r.logger.Debug("table maintained", "table", name, "files_before", st.FilesBefore, "files_after", st.FilesAfter,
 			"snapshots_expired", st.SnapshotsExpired, "orphans_removed", st.OrphansRemoved, "took", time.Since(began))
 	}
 }
