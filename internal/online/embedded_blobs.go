@@ -46,19 +46,35 @@ func (e *Embedded) UpdateBlobs(ctx context.Context, table string, ups []BlobUpda
 	}
 	e.blobMu.Lock()
 	defer e.blobMu.Unlock()
-	b := e.db.NewIndexedBatch()
+	b := e.db.NewBatch()
 	defer b.Close()
-	if err := e.sweepExpired(b, table, time.Now()); err != nil {
+	now := time.Now()
+	if err := e.sweepExpired(b, table, now); err != nil {
 		return err
 	}
+	// What this call wrote, so that a later update of the same key sees
+	// it (a plain batch cannot be read, and an indexed one costs a
+	// skiplist insert per write).
+	type written struct {
+		val []byte
+		exp int64
+	}
+	wrote := map[string]written{}
 	var key []byte
 	for _, u := range ups {
 		key = appendBlobKey(key[:0], table, u.Key)
-		// Read through the batch: an earlier update of this call may
-		// have written the same key.
-		old, oldExp, err := e.getBlob(b, key, time.Now())
-		if err != nil {
-			return fmt.Errorf("reading %s blob: %w", table, err)
+		var old []byte
+		var oldExp int64
+		if w, ok := wrote[string(key)]; ok {
+			old, oldExp = w.val, w.exp
+			if oldExp != 0 && oldExp <= now.UnixMilli() {
+				old = nil
+			}
+		} else {
+			var err error
+			if old, oldExp, err = e.getBlob(e.db, key, now); err != nil {
+				return fmt.Errorf("reading %s blob: %w", table, err)
+			}
 		}
 		nv, err := u.Apply(old)
 		if err != nil {
@@ -77,6 +93,7 @@ func (e *Embedded) UpdateBlobs(ctx context.Context, table string, ups []BlobUpda
 		if err := b.Set(key, append(val, nv...), nil); err != nil {
 			return err
 		}
+		wrote[string(key)] = written{nv, exp}
 		if exp != 0 {
 			if err := b.Set(appendExpiryKey(nil, table, exp, u.Key), nil, nil); err != nil {
 				return err
@@ -131,7 +148,7 @@ func (e *Embedded) sweepExpired(b *pebble.Batch, table string, now time.Time) er
 		bk := appendBlobKey(nil, table, k[n+8:])
 		// Delete the blob only if it still carries this expiry (a later
 		// update may have extended it and left this index entry behind).
-		val, closer, err := b.Get(bk)
+		val, closer, err := e.db.Get(bk)
 		if err == nil {
 			if len(val) >= 8 && int64(binary.BigEndian.Uint64(val)) == exp {
 				if err := b.Delete(bk, nil); err != nil {

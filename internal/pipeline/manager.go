@@ -330,11 +330,20 @@ func (m *Manager) start(p *pipe, g *Graph, full map[string]bool) {
 
 // loop runs rounds of p by its trigger until it is done or ctx ends.
 func (m *Manager) loop(ctx context.Context, p *pipe, r *Runner, full map[string]bool) {
+	var flushed time.Time
 	for {
 		res, err := r.Round(ctx, full)
 		full = nil
-		if ferr := p.log.flush(ctx); ferr != nil && ctx.Err() == nil {
-			m.logger.Warn("writing the event log", "pipeline", p.name.String(), "err", ferr)
+		// A busy continuous pipeline writes its event log at most every
+		// eventLogFlushInterval, not after every round: the commit would
+		// add to every round's latency. Idle rounds, failures and other
+		// triggers flush at once (the events are in memory meanwhile, for
+		// `events --follow`).
+		if res.Batches == 0 || err != nil || ctx.Err() != nil || p.trigger.Kind != "continuous" || time.Since(flushed) >= eventLogFlushInterval {
+			if ferr := p.log.flush(ctx); ferr != nil && ctx.Err() == nil {
+				m.logger.Warn("writing the event log", "pipeline", p.name.String(), "err", ferr)
+			}
+			flushed = time.Now()
 		}
 		if ctx.Err() != nil {
 			p.event(Event{Type: "update_progress", Message: "update stopped"})
@@ -373,6 +382,10 @@ func (m *Manager) loop(ctx context.Context, p *pipe, r *Runner, full map[string]
 		sleep(ctx, wait)
 	}
 }
+
+// eventLogFlushInterval bounds how long a busy continuous pipeline keeps
+// its events in memory before writing them to its event log table.
+const eventLogFlushInterval = time.Second
 
 // sleep waits d or until ctx ends; it reports whether d passed.
 func sleep(ctx context.Context, d time.Duration) bool {
