@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,13 @@ type OptimizeOptions struct {
 	ExpireOlderThan time.Duration
 	// RetainLast is the number of newest snapshots always kept. Default 5.
 	RetainLast int
+	// MaxSnapshots caps how many snapshots expiry keeps, however young:
+	// a table committed to several times a second would otherwise hold
+	// thousands within ExpireOlderThan, and every commit and load parses
+	// them all (the metadata file lists every snapshot). Snapshots that a
+	// registered reader (streaming reader, online sync, training set)
+	// still needs are kept regardless. Default 500; negative: no cap.
+	MaxSnapshots int
 	// OrphanOlderThan is the safety margin of orphan removal: files in the
 	// table directory that no snapshot references are deleted only if older
 	// than this, so that a writer's files before its commit are safe. A
@@ -54,6 +62,9 @@ func (o *OptimizeOptions) EnsureDefaults() {
 	}
 	if o.RetainLast <= 0 {
 		o.RetainLast = 5
+	}
+	if o.MaxSnapshots == 0 {
+		o.MaxSnapshots = 500
 	}
 	if o.OrphanOlderThan == 0 {
 		o.OrphanOlderThan = time.Hour
@@ -246,6 +257,17 @@ func (t *Table) onlyAppendsSince(id int64) bool {
 func (t *Table) expire(ctx context.Context, o OptimizeOptions) (int, error) {
 	before := len(t.tbl.Metadata().Snapshots())
 	olderThan := o.ExpireOlderThan
+	if snaps := t.tbl.Metadata().Snapshots(); o.MaxSnapshots > 0 && len(snaps) > max(o.MaxSnapshots, o.RetainLast) {
+		// The newest MaxSnapshots snapshots stay: expire everything older
+		// than the oldest of them.
+		ts := make([]int64, len(snaps))
+		for i, sn := range snaps {
+			ts[i] = sn.TimestampMs
+		}
+		slices.Sort(ts)
+		keepFrom := time.UnixMilli(ts[len(ts)-max(o.MaxSnapshots, o.RetainLast)])
+		olderThan = min(olderThan, max(time.Since(keepFrom), time.Millisecond))
+	}
 	// Keep what streaming readers have not read yet.
 	oldest, err := t.store.oldestReader(ctx, t.name)
 	if err != nil {

@@ -416,3 +416,77 @@ func TestOptimizeNoop(t *testing.T) {
 		})
 	}
 }
+
+// TestOptimizeMaxSnapshots: a table committed to often keeps at most
+// MaxSnapshots snapshots however young, except those a registered reader
+// still needs, and its rows are intact.
+func TestOptimizeMaxSnapshots(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	name := mustName(t, "main.demo.busy")
+	tbl, err := e.store.Create(ctx, name, eventSchema, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var readerAt int64
+	var readerTime time.Time
+	for i := range 30 {
+		rec := recordFromJSON(t, eventSchema, fmt.Sprintf(`[{"id":%d}]`, i))
+		if err := tbl.Append(ctx, []arrow.RecordBatch{rec}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if i == 14 {
+			readerAt = tbl.SnapshotID()
+			readerTime, _ = tbl.SnapshotTime(readerAt)
+		}
+	}
+	st, err := tbl.Optimize(ctx, OptimizeOptions{MaxSnapshots: 10, OrphanOlderThan: -1, MinInputFiles: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tbl.tbl.Metadata().Snapshots()); n > 11 || st.SnapshotsExpired < 19 {
+		t.Fatalf("%d snapshots kept, %d expired; want at most 10 (+ the expiry's own)", n, st.SnapshotsExpired)
+	}
+	// A reader at an older snapshot keeps its history.
+	for i := range 30 {
+		if err := tbl.Append(ctx, []arrow.RecordBatch{recordFromJSON(t, eventSchema, fmt.Sprintf(`[{"id":%d}]`, 100+i))}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if i == 5 {
+			readerAt = tbl.SnapshotID()
+			readerTime, _ = tbl.SnapshotTime(readerAt)
+		}
+	}
+	if err := e.store.SetReader(ctx, name, "r", readerAt, readerTime); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tbl.Optimize(ctx, OptimizeOptions{MaxSnapshots: 10, OrphanOlderThan: -1, MinInputFiles: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tbl.SnapshotTime(readerAt); !ok {
+		t.Fatalf("the reader's snapshot %d was expired", readerAt)
+	}
+	if _, err := tbl.Changes(ctx, readerAt, ChangesOptions{}); err != nil {
+		t.Fatalf("changes since the reader's snapshot: %v", err)
+	}
+	if n := countRows(t, tbl); n != 60 {
+		t.Fatalf("%d rows after expiry, want 60", n)
+	}
+}
+
+func countRows(t *testing.T, tbl *Table) int64 {
+	t.Helper()
+	rdr, err := tbl.Scan(context.Background(), ScanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdr.Release()
+	var n int64
+	for rdr.Next() {
+		n += rdr.RecordBatch().NumRows()
+	}
+	if err := rdr.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
