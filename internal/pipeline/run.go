@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,6 +99,9 @@ type Runner struct {
 
 	mu     sync.Mutex
 	status map[string]*DatasetStatus
+
+	maint  sync.WaitGroup // maintenance passes in flight
+	emitMu sync.Mutex     // serialises emit between rounds and maintenance
 }
 
 // NewRunner returns a runner of g, the pipeline called name. emit receives
@@ -108,7 +112,13 @@ func NewRunner(name ident.Name, g *Graph, store *table.Store, o RunOptions, emit
 	if emit == nil {
 		emit = func(Event) {}
 	}
-	r := &Runner{name: name, g: g, store: store, opts: o, emit: emit, flows: map[string]*flow{}, status: map[string]*DatasetStatus{}}
+	r := &Runner{name: name, g: g, store: store, opts: o, flows: map[string]*flow{}, status: map[string]*DatasetStatus{}}
+	// Rounds and maintenance passes both emit: one at a time.
+	r.emit = func(e Event) {
+		r.emitMu.Lock()
+		defer r.emitMu.Unlock()
+		emit(e)
+	}
 	for _, d := range g.Tables() {
 		r.status[d.Key()] = &DatasetStatus{Name: d.Key(), Kind: kindName(d.Kind), State: "idle"}
 		for _, e := range d.Expectations {
@@ -147,11 +157,21 @@ type flow struct {
 	// inputRowsPerSecond.
 	lastStart time.Time
 	commits   int // since the flow started, for maintenance
+
+	// Maintenance runs beside the rounds (see committed): at most one
+	// pass per flow at a time, and a request made while one runs makes
+	// it run once more.
+	maintMu      sync.Mutex
+	maintRunning bool
+	maintAgain   bool
 }
 
-// committed runs AfterCommit, counts a commit of f's table and maintains
-// the table every MaintainEvery commits. The flow is the table's only writer, so its
-// handle is simply refreshed afterwards.
+// committed runs AfterCommit, counts a commit of f's table and, every
+// MaintainEvery commits, starts a maintenance pass (compaction, expiry)
+// of the table beside the rounds: through table.Store.Optimize, which
+// recommits a compaction over the appends that win the race, so the
+// pipeline's latency does not include it. The flow's next commit after
+// the pass sees a conflict and retries (see write).
 func (r *Runner) committed(ctx context.Context, f *flow) error {
 	if r.opts.AfterCommit != nil {
 		if err := r.opts.AfterCommit(ctx, f.d); err != nil {
@@ -162,15 +182,50 @@ func (r *Runner) committed(ctx context.Context, f *flow) error {
 	if f.commits%r.opts.MaintainEvery != 0 {
 		return nil
 	}
+	f.maintMu.Lock()
+	defer f.maintMu.Unlock()
+	if f.maintRunning {
+		f.maintAgain = true
+		return nil
+	}
+	f.maintRunning = true
+	r.maint.Add(1)
+	go func() {
+		defer r.maint.Done()
+		for {
+			r.maintain(ctx, f)
+			f.maintMu.Lock()
+			again := f.maintAgain && ctx.Err() == nil
+			f.maintAgain = false
+			if !again {
+				f.maintRunning = false
+				f.maintMu.Unlock()
+				return
+			}
+			f.maintMu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// maintain compacts and expires f's table once; a failure only postpones
+// it to the next pass.
+func (r *Runner) maintain(ctx context.Context, f *flow) {
 	st, err := r.store.Optimize(ctx, f.d.Name, table.OptimizeOptions{})
 	if err != nil {
-		return fmt.Errorf("maintaining %s: %w", f.d.Key(), err)
+		if ctx.Err() == nil {
+			r.emit(Event{Type: "maintenance", Level: "WARN", Dataset: f.d.Key(), Message: fmt.Sprintf("maintaining %s postponed: %v", f.d.Key(), err)})
+		}
+		return
 	}
 	details, _ := json.Marshal(st)
 	r.emit(Event{Type: "maintenance", Dataset: f.d.Key(), Details: details,
 		Message: fmt.Sprintf("%s compacted: %d data files → %d, %d snapshots expired", f.d.Key(), st.FilesBefore, st.FilesAfter, st.SnapshotsExpired)})
-	return f.out.Refresh(ctx)
 }
+
+
+// WaitMaintenance waits for the maintenance passes in flight.
+func (r *Runner) WaitMaintenance() { r.maint.Wait() }
 
 // RoundResult says what a round did.
 type RoundResult struct {
@@ -217,6 +272,7 @@ func (r *Runner) Round(ctx context.Context, fullRefresh map[string]bool) (RoundR
 
 // Close releases what the runner holds.
 func (r *Runner) Close() {
+	r.maint.Wait()
 	for _, f := range r.flows {
 		f.releaseChain()
 	}
@@ -634,23 +690,50 @@ func (r *Runner) write(ctx context.Context, f *flow, out []arrow.RecordBatch, pr
 	if a, ok := findAgg(f.d.plan.root); ok {
 		mode = a.cfg.Mode
 	}
-	var err error
-	switch mode {
-	case agg.Complete:
-		err = f.out.Overwrite(ctx, out, props)
-	case agg.Update:
-		err = r.merge(ctx, f, out, props)
-	default:
-		if len(f.d.PrimaryKey) > 0 {
-			err = r.merge(ctx, f, out, props) // a feature table: merge on the keys
-		} else {
-			err = f.out.Append(ctx, out, props)
+	commit := func() error {
+		switch mode {
+		case agg.Complete:
+			return f.out.Overwrite(ctx, out, props)
+		case agg.Update:
+			return r.merge(ctx, f, out, props)
+		default:
+			if len(f.d.PrimaryKey) > 0 {
+				return r.merge(ctx, f, out, props) // a feature table: merge on the keys
+			}
+			return f.out.Append(ctx, out, props)
 		}
+	}
+	// The checkpoint this commit follows: a conflict caused by
+	// maintenance (a compaction or an expiry, which carry the checkpoint
+	// forward) leaves it as it is, and the commit is retried on the new
+	// state; any other writer moved it, and the batch must not commit.
+	before := checkpointProps(f.out)
+	err := commit()
+	for attempt := 1; errors.Is(err, table.ErrConflict) && attempt <= 10; attempt++ {
+		if rerr := f.out.Refresh(ctx); rerr != nil {
+			return fmt.Errorf("committing micro-batch to %s: %w", f.d.Key(), rerr)
+		}
+		if !maps.Equal(before, checkpointProps(f.out)) {
+			break
+		}
+		err = commit()
 	}
 	if err != nil {
 		return fmt.Errorf("committing micro-batch to %s: %w", f.d.Key(), err)
 	}
 	return nil
+}
+
+// checkpointProps are the properties of t's current snapshot that hold
+// its pipeline checkpoint.
+func checkpointProps(t *table.Table) map[string]string {
+	out := map[string]string{}
+	for k, v := range t.SnapshotProperties() {
+		if strings.HasPrefix(k, propPipeline) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // merge commits output rows on the flow's primary key (see MergeRows).
