@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -160,13 +159,7 @@ table that takes rows with "sluice feature-table write", merged on the keys.`,
 			if file == "" {
 				return fmt.Errorf("give the spec with -f FILE (or -f - for stdin)")
 			}
-			var b []byte
-			var err error
-			if file == "-" {
-				b, err = io.ReadAll(env.In)
-			} else {
-				b, err = os.ReadFile(file)
-			}
+			b, err := readInput(cmd, file)
 			if err != nil {
 				return err
 			}
@@ -225,13 +218,7 @@ synced at once.`,
 			if rowsFile == "" {
 				return fmt.Errorf("give the rows with -f FILE (a JSON array of objects; - for stdin)")
 			}
-			var b []byte
-			var err error
-			if rowsFile == "-" {
-				b, err = io.ReadAll(env.In)
-			} else {
-				b, err = os.ReadFile(rowsFile)
-			}
+			b, err := readInput(cmd, rowsFile)
 			if err != nil {
 				return err
 			}

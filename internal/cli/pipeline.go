@@ -41,17 +41,19 @@ views are recomputed when their sources change.`,
 
 // readSQL reads a pipeline file, or standard input for "-".
 func readSQL(cmd *cobra.Command, file string) (string, error) {
-	var b []byte
-	var err error
-	if file == "-" {
-		b, err = io.ReadAll(cmd.InOrStdin())
-	} else {
-		b, err = os.ReadFile(file)
-	}
+	b, err := readInput(cmd, file)
 	if err != nil {
 		return "", fmt.Errorf("reading the pipeline: %w", err)
 	}
 	return string(b), nil
+}
+
+// readInput reads the file a -f flag names, or standard input for "-".
+func readInput(cmd *cobra.Command, file string) ([]byte, error) {
+	if file == "-" {
+		return io.ReadAll(cmd.InOrStdin())
+	}
+	return os.ReadFile(file)
 }
 
 // defaultPipelineName names a pipeline after its file, in the namespace

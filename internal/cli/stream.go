@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -37,13 +36,7 @@ record produced after this command returns is ingested, none before.`,
 			if file == "" {
 				return fmt.Errorf("-f SPEC is required (a YAML or JSON file, or - for standard input)")
 			}
-			var doc []byte
-			var err error
-			if file == "-" {
-				doc, err = io.ReadAll(cmd.InOrStdin())
-			} else {
-				doc, err = os.ReadFile(file)
-			}
+			doc, err := readInput(cmd, file)
 			if err != nil {
 				return fmt.Errorf("reading spec: %w", err)
 			}

@@ -56,13 +56,7 @@ terminal (or with --progress).`,
   sluice training-set create -f churn.yaml --name main.ml.churn_train_v2   # record only`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var b []byte
-			var err error
-			if file == "-" {
-				b, err = io.ReadAll(cmd.InOrStdin())
-			} else {
-				b, err = os.ReadFile(file)
-			}
+			b, err := readInput(cmd, file)
 			if err != nil {
 				return fmt.Errorf("reading the training set spec: %w", err)
 			}
