@@ -332,15 +332,9 @@ func planLookup(t *table.Table, l Lookup, labelType func(col, what string) (arro
 		if err := checkTimeColumn("timestamp key "+lp.TimestampKey, ft); err != nil {
 			return lp, nil, err
 		}
-		ttl := props[PropTTL]
-		if ttl == "" {
-			ttl = props["ttl"]
-		}
-		if ttl != "" {
-			if _, err := ParseDuration(ttl); err != nil {
-				return lp, nil, fmt.Errorf("table property %s: %w", PropTTL, err)
-			}
-			lp.TTL = ttl
+		var err error
+		if lp.TTL, err = tableTTL(props); err != nil {
+			return lp, nil, err
 		}
 	}
 	isKey := func(c string) bool { return slices.Contains(lp.TableKey, c) || c == lp.TimestampKey }
@@ -427,4 +421,19 @@ func checkLabelFile(lf LabelFile) error {
 		return fmt.Errorf("%w: labels file %s changed (sha256 %s, recorded %s)", ErrChanged, lf.Path, got.SHA256, lf.SHA256)
 	}
 	return nil
+}
+
+// tableTTL returns a feature table's TTL property (sluice.ttl, or ttl as
+// TBLPROPERTIES ('ttl' = '7d') sets it), checked; "" for none.
+func tableTTL(props map[string]string) (string, error) {
+	ttl := props[PropTTL]
+	if ttl == "" {
+		ttl = props["ttl"]
+	}
+	if ttl != "" {
+		if _, err := ParseDuration(ttl); err != nil {
+			return "", fmt.Errorf("table property %s: %w", PropTTL, err)
+		}
+	}
+	return ttl, nil
 }

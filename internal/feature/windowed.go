@@ -48,15 +48,9 @@ func planWindowedLookup(t *table.Table, def *window.Def, l Lookup, labelType fun
 			return lp, nil, bad("lookup_key %s is %s in the labels but key %s is %s in the table", l.LookupKey[i], lt, k, ft)
 		}
 	}
-	ttl := props[PropTTL]
-	if ttl == "" {
-		ttl = props["ttl"]
-	}
-	if ttl != "" {
-		if _, err := ParseDuration(ttl); err != nil {
-			return lp, nil, fmt.Errorf("table property %s: %w", PropTTL, err)
-		}
-		lp.TTL = ttl
+	var err error
+	if lp.TTL, err = tableTTL(props); err != nil {
+		return lp, nil, err
 	}
 	lp.Features = slices.Clone(l.Features)
 	if len(lp.Features) == 0 {

@@ -140,20 +140,7 @@ func parity(t *testing.T, seed uint64) {
 	}
 	lrec := lb.NewRecordBatch()
 	lb.Release()
-	f, err := os.Create(labels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := pqarrow.NewFileWriter(lsc, f, nil, pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(lrec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeParquet(t, labels, lrec)
 	lrec.Release()
 
 	svc := feature.New(n.Tables, n.Catalog, nil, feature.Options{})
@@ -222,4 +209,23 @@ func parity(t *testing.T, seed uint64) {
 		t.Fatalf("a weak run: %d present and %d missing values", present, missing)
 	}
 	t.Logf("%d reads compared: %d values, %d misses (expired or unseen)", len(served), present, missing)
+}
+
+// writeParquet writes rec to a new Parquet file at path.
+func writeParquet(t *testing.T, path string, rec arrow.RecordBatch) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pqarrow.NewFileWriter(rec.Schema(), f, nil, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

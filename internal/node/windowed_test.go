@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/sluice-dev/sluice/internal/feature"
 	"github.com/sluice-dev/sluice/internal/feature/window"
@@ -310,20 +308,7 @@ ingestion: {destination: main.demo.events_ingestion, commit_interval: 100ms}
 	}
 	lrec := lb.NewRecordBatch()
 	lb.Release()
-	f, err := os.Create(labels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := pqarrow.NewFileWriter(lsc, f, nil, pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(lrec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeParquet(t, labels, lrec)
 	lrec.Release()
 	svc := feature.New(n.Tables, n.Catalog, nil, feature.Options{})
 	plan, err := svc.Plan(ctx, feature.Spec{Labels: labels, TimestampColumn: "event_timestamp",
