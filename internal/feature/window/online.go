@@ -90,6 +90,31 @@ func decodePos(b []byte) (Pos, []byte, error) {
 	return p, b, nil
 }
 
+// decodeHead reads a blob's format byte and position.
+func decodeHead(b []byte) (Pos, []byte, error) {
+	if b[0] != blobFormat {
+		return Pos{}, nil, fmt.Errorf("%w: format %d", errCorrupt, b[0])
+	}
+	return decodePos(b[1:])
+}
+
+// foldUnseen calls fold for each event (by index into events) after *pos,
+// the position of the last event the blob has folded (any when the blob
+// is fresh), moving *pos along; it reports whether any was folded.
+func foldUnseen(events []Event, idx []int, pos *Pos, fresh bool, fold func(e *Event)) bool {
+	applied := false
+	for _, i := range idx {
+		e := &events[i]
+		if !fresh && !e.Pos.after(*pos) {
+			continue
+		}
+		applied = true
+		*pos = e.Pos
+		fold(e)
+	}
+	return applied
+}
+
 func (d *Def) encodeChunk(c *chunk) []byte {
 	b := []byte{blobFormat}
 	b = appendPos(b, c.pos)
@@ -108,11 +133,8 @@ func (d *Def) decodeChunk(b []byte) (*chunk, error) {
 	if len(b) == 0 {
 		return c, nil
 	}
-	if b[0] != blobFormat {
-		return nil, fmt.Errorf("%w: format %d", errCorrupt, b[0])
-	}
 	var err error
-	if c.pos, b, err = decodePos(b[1:]); err != nil {
+	if c.pos, b, err = decodeHead(b); err != nil {
 		return nil, err
 	}
 	n, b, err := uvarint(b)
@@ -183,11 +205,8 @@ func (d *Def) decodeMeta(b []byte) (*meta, error) {
 	if len(b) == 0 {
 		return m, nil
 	}
-	if b[0] != blobFormat {
-		return nil, fmt.Errorf("%w: format %d", errCorrupt, b[0])
-	}
 	var err error
-	if m.pos, b, err = decodePos(b[1:]); err != nil {
+	if m.pos, b, err = decodeHead(b); err != nil {
 		return nil, err
 	}
 	v, n := binary.Varint(b)
@@ -262,19 +281,12 @@ func (d *Def) Fold(ctx context.Context, store online.BlobStore, table string, tt
 				if err != nil {
 					return nil, err
 				}
-				applied := false
-				for _, i := range g.events {
-					e := &events[i]
-					if len(old) > 0 && !e.Pos.after(m.pos) {
-						continue
-					}
-					applied = true
-					m.pos = e.Pos
+				applied := foldUnseen(events, g.events, &m.pos, len(old) == 0, func(e *Event) {
 					m.newest = max(m.newest, e.TS)
 					for j, fi := range lastIdx {
 						m.last[j].add("last", e.Inputs[fi], e.TS)
 					}
-				}
+				})
 				if !applied {
 					return old, nil
 				}
@@ -288,19 +300,12 @@ func (d *Def) Fold(ctx context.Context, store online.BlobStore, table string, tt
 			if err != nil {
 				return nil, err
 			}
-			applied := false
-			for _, i := range g.events {
-				e := &events[i]
-				if len(old) > 0 && !e.Pos.after(c.pos) {
-					continue
-				}
-				applied = true
-				c.pos = e.Pos
+			applied := foldUnseen(events, g.events, &c.pos, len(old) == 0, func(e *Event) {
 				accs := c.tile(floorTo(e.TS, tileSize[g.level]), len(d.windowed))
 				for j, fi := range d.windowed {
 					accs[j].add(d.Features[fi].Function, e.Inputs[fi], e.TS)
 				}
-			}
+			})
 			if !applied {
 				return old, nil
 			}
