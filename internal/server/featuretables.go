@@ -61,14 +61,21 @@ func featureTableInfo(ft publish.FeatureTable) FeatureTableInfo {
 		return info
 	}
 	info.Pipeline = ft.Name.String() + "_pipeline"
-	for _, f := range ft.Window.Features {
+	info.Features = windowedFeatureInfos(ft.Window)
+	return info
+}
+
+// windowedFeatureInfos describes the features of a windowed table.
+func windowedFeatureInfos(def *window.Def) []FeatureInfo {
+	out := make([]FeatureInfo, 0, len(def.Features))
+	for _, f := range def.Features {
 		fi := FeatureInfo{Name: f.Name, Function: f.Function, Window: f.Window}
 		if w := f.WindowLength(); w > 0 {
 			fi.Precision = window.FormatDuration(window.Precision(w))
 		}
-		info.Features = append(info.Features, fi)
+		out = append(out, fi)
 	}
-	return info
+	return out
 }
 
 // createFeatureTable is POST /api/v1/feature-tables: a spec
@@ -118,13 +125,7 @@ func (a *API) createFeatureTable(w http.ResponseWriter, r *http.Request) {
 	for _, k := range spec.Entity {
 		info.Keys = append(info.Keys, k.Name)
 	}
-	for _, f := range spec.Def().Features {
-		fi := FeatureInfo{Name: f.Name, Function: f.Function, Window: f.Window}
-		if w := f.WindowLength(); w > 0 {
-			fi.Precision = window.FormatDuration(window.Precision(w))
-		}
-		info.Features = append(info.Features, fi)
-	}
+	info.Features = windowedFeatureInfos(spec.Def())
 	writeJSON(w, 201, info)
 }
 
