@@ -213,7 +213,7 @@ stored row replaces it; others are added. ROWS.json holds a JSON array of object
 row, with the table's columns (timestamps as RFC 3339 strings). A table marked online is
 synced at once.`,
 		Example: `  echo '[{"user_id":"u1","account_age_days":412,"subscription_tier":"pro"}]' | sluice feature-table write main.features.user_profile -f -`,
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if rowsFile == "" {
 				return fmt.Errorf("give the rows with -f FILE (a JSON array of objects; - for stdin)")

@@ -67,6 +67,26 @@ type Graph struct {
 // Dataset returns the dataset with the given key (see [Dataset.Key]), or nil.
 func (g *Graph) Dataset(key string) *Dataset { return g.byKey[key] }
 
+// Sources returns the tables the pipeline reads that it does not define,
+// sorted by name.
+func (g *Graph) Sources() []ident.Name {
+	seen := map[string]bool{}
+	var out []ident.Name
+	for _, d := range g.Datasets {
+		for _, k := range d.Reads {
+			if g.byKey[k] != nil || seen[k] {
+				continue
+			}
+			seen[k] = true
+			if n, err := ident.Parse(k); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b ident.Name) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
+
 // Tables returns the datasets that are stored as tables, in graph order.
 func (g *Graph) Tables() []*Dataset {
 	var out []*Dataset

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -331,7 +332,14 @@ func (m *Manager) start(p *pipe, g *Graph, full map[string]bool) {
 // loop runs rounds of p by its trigger until it is done or ctx ends.
 func (m *Manager) loop(ctx context.Context, p *pipe, r *Runner, full map[string]bool) {
 	var flushed time.Time
+	sources := r.g.Sources()
 	for {
+		// A commit to a source after this point ends an idle wait below
+		// at once: the round may have read the table just before it.
+		changed := make([]<-chan struct{}, 0, len(sources))
+		for _, n := range sources {
+			changed = append(changed, m.opts.Store.Changed(n))
+		}
 		res, err := r.Round(ctx, full)
 		full = nil
 		// A busy continuous pipeline writes its event log at most every
@@ -372,15 +380,30 @@ func (m *Manager) loop(ctx context.Context, p *pipe, r *Runner, full map[string]
 			p.setState("completed", "")
 			return
 		}
-		wait := p.trigger.Interval
 		if p.trigger.Kind == "continuous" {
-			wait = 0
 			if res.Batches == 0 {
-				wait = m.opts.PollInterval
+				// Idle: run again when this process commits to a source,
+				// or after PollInterval for writers elsewhere.
+				waitChange(ctx, m.opts.PollInterval, changed)
 			}
+			continue
 		}
-		sleep(ctx, wait)
+		sleep(ctx, p.trigger.Interval)
 	}
+}
+
+// waitChange waits until one of changed is closed, d passes or ctx ends.
+func waitChange(ctx context.Context, d time.Duration, changed []<-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	cases := []reflect.SelectCase{
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(t.C)},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+	}
+	for _, ch := range changed {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	}
+	reflect.Select(cases)
 }
 
 // eventLogFlushInterval bounds how long a busy continuous pipeline keeps

@@ -3,9 +3,14 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/catalog"
+	"github.com/sluice-dev/sluice/internal/table"
 )
 
 // exampleSQL is the pipeline of issue 3, verbatim.
@@ -322,5 +327,44 @@ CREATE STREAMING TABLE b AS SELECT id FROM STREAM(a) WHERE id != 'o3';`)
 	}
 	if n < 4 {
 		t.Fatalf("%d maintenance events, want one every 2 commits of each table", n)
+	}
+}
+
+// TestContinuousWakesOnCommit checks that an idle continuous pipeline runs
+// as soon as this process commits to its source, not at its next poll:
+// with a poll interval of an hour, every append must still come through.
+func TestContinuousWakesOnCommit(t *testing.T) {
+	e := newEnv(t)
+	src := e.create("main.demo.orders_ingestion", ordersSchema)
+	db, err := table.OpenSQLite(filepath.Join(e.dir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cat, err := catalog.Open(e.ctx, catalog.Options{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewManager(ManagerOptions{Store: e.store, Catalog: cat, PollInterval: time.Hour}, nil)
+	defer m.Close()
+	if _, err := m.Run(e.ctx, Spec{Name: "main.demo.p", Trigger: "continuous",
+		SQL: `CREATE STREAMING TABLE a AS SELECT value.order_id AS id FROM STREAM(orders_ingestion);`}, UpdateRequest{}, ""); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 4 {
+		id := fmt.Sprintf("o%d", i)
+		e.appendOrders(src, order{id, "c", "x", 1, at(i, 0)})
+		want = append(want, fmt.Sprintf(`{"id":%q}`, id))
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if got := e.rows("main.demo.a"); slices.Equal(got, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("append %d not processed after 20s (poll interval 1h): %v, want %v", i, e.rows("main.demo.a"), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }

@@ -223,7 +223,6 @@ func (r *Runner) maintain(ctx context.Context, f *flow) {
 		Message: fmt.Sprintf("%s compacted: %d data files → %d, %d snapshots expired", f.d.Key(), st.FilesBefore, st.FilesAfter, st.SnapshotsExpired)})
 }
 
-
 // WaitMaintenance waits for the maintenance passes in flight.
 func (r *Runner) WaitMaintenance() { r.maint.Wait() }
 

@@ -160,7 +160,6 @@ func (a *API) getFeatureTable(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, info)
 }
 
-
 // createPlainFeatureTable creates an empty feature table from a
 // publish.TableSpec; rows come through POST …/{name}/rows.
 func (a *API) createPlainFeatureTable(w http.ResponseWriter, r *http.Request, body []byte) {

@@ -302,7 +302,7 @@ func (t *Table) RemoveOrphans(ctx context.Context, olderThan time.Duration) (int
 	if olderThan < 0 {
 		return 0, fmt.Errorf("table: removing orphan files of %s: negative age %v", t.name, olderThan)
 	}
-	cur, err := t.store.cat.LoadTable(ctx, identifier(t.name))
+	cur, err := t.store.mc.LoadTable(ctx, identifier(t.name))
 	if err != nil {
 		return 0, loadError(t.name, err)
 	}

@@ -76,6 +76,7 @@ func (o *Options) Validate() error {
 type Store struct {
 	db        *sql.DB
 	cat       *sqlcat.Catalog
+	mc        *metaCatalog // the catalog of every handle: cat with parsed metadata cached
 	warehouse string
 	logger    *slog.Logger
 }
@@ -109,7 +110,7 @@ func Open(ctx context.Context, opts Options, logger *slog.Logger) (*Store, error
 	if _, err := opts.DB.ExecContext(ctx, readersDDL); err != nil {
 		return nil, fmt.Errorf("table: creating the readers table: %w", err)
 	}
-	return &Store{db: opts.DB, cat: cat, warehouse: wh, logger: logger}, nil
+	return &Store{db: opts.DB, cat: cat, mc: newMetaCatalog(cat, opts.DB, opts.Dialect), warehouse: wh, logger: logger}, nil
 }
 
 // Close releases the catalog's resources. It does not close Options.DB.
@@ -188,7 +189,16 @@ func (s *Store) Create(ctx context.Context, name ident.Name, sc *arrow.Schema, o
 		return nil, fmt.Errorf("table: creating %s: %w", name, err)
 	}
 	s.logger.Debug("table created", "table", name.String(), "location", tbl.Location())
-	return newTable(s, name, tbl)
+	return newTable(s, name, s.mc.adopt(identifier(name), tbl))
+}
+
+// Changed returns a channel that is closed when this Store next commits to
+// table name (an append, overwrite, merge, compaction or expiry, from any
+// handle). Take it before reading the table: a commit after that read is
+// then never missed. Commits by other processes sharing the catalog do not
+// close it; poll for those.
+func (s *Store) Changed(name ident.Name) <-chan struct{} {
+	return s.mc.changed(identifier(name))
 }
 
 // Load returns a handle on the current state of table name, or
@@ -197,7 +207,7 @@ func (s *Store) Load(ctx context.Context, name ident.Name) (*Table, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	tbl, err := s.cat.LoadTable(ctx, identifier(name))
+	tbl, err := s.mc.LoadTable(ctx, identifier(name))
 	if err != nil {
 		return nil, loadError(name, err)
 	}
@@ -231,6 +241,7 @@ func (s *Store) Drop(ctx context.Context, name ident.Name) error {
 		}
 		return fmt.Errorf("table: dropping %s: %w", name, err)
 	}
+	s.mc.forget(id)
 	if err := tbl.PurgeFiles(ctx); err != nil {
 		return fmt.Errorf("table: dropped %s but purging its files: %w", name, err)
 	}

@@ -225,3 +225,67 @@ func TestConcurrentStores(t *testing.T) {
 		}
 	}
 }
+
+// TestMetadataCache checks that loads, refreshes and commits of a table
+// whose metadata this process wrote do not read the metadata file back,
+// and that a commit from another process is still seen (and fenced).
+func TestMetadataCache(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	name := mustName(t, "main.demo.cached")
+	tbl, err := e.store.Create(ctx, name, eventSchema, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFromJSON(t, eventSchema, `[{"id":1}]`)
+	for range 5 {
+		if err := tbl.Append(ctx, []arrow.RecordBatch{rec}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, err := e.store.Load(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := other.Count(ctx); n != 5 {
+		t.Fatalf("second handle counts %d rows, want 5", n)
+	}
+	if got := e.store.mc.parsed.Load(); got != 0 {
+		t.Fatalf("%d metadata files parsed for a table only this store wrote, want 0", got)
+	}
+
+	// Another process commits: this store's handles see it (one parse) and
+	// a stale handle is fenced.
+	remote, err := e.open(t).Load(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Append(ctx, []arrow.RecordBatch{rec}, map[string]string{"sluice.writer": "remote"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tbl.Append(ctx, []arrow.RecordBatch{rec}, nil); !errors.Is(err, ErrConflict) {
+		t.Fatalf("append on a handle behind another process's commit: %v, want ErrConflict", err)
+	}
+	if tbl.SnapshotProperties()["sluice.writer"] != "remote" {
+		t.Fatalf("after the conflict the handle is at %v, want the remote commit", tbl.SnapshotProperties())
+	}
+	if got := e.store.mc.parsed.Load(); got != 1 {
+		t.Fatalf("%d metadata files parsed after one remote commit, want 1", got)
+	}
+	if err := tbl.Append(ctx, []arrow.RecordBatch{rec}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := e.open(t).Load(ctx, name) // parses what the cached path wrote
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := fresh.Count(ctx); n != 7 {
+		t.Fatalf("a new store counts %d rows, want 7", n)
+	}
+	if fresh.SnapshotID() != tbl.SnapshotID() {
+		t.Fatalf("a new store is at snapshot %d, the writer at %d", fresh.SnapshotID(), tbl.SnapshotID())
+	}
+}
