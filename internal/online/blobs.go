@@ -28,8 +28,8 @@ type BlobUpdate struct {
 	// Apply returns the blob's new content from its current one (nil when
 	// absent or expired). It may be called more than once when a
 	// concurrent writer changed the blob first, and must depend on old
-	// alone. Returning old unchanged (the same length and bytes) writes
-	// nothing.
+	// alone; it must not modify old (a store may keep it). Returning old
+	// unchanged (the same length and bytes) writes nothing.
 	Apply func(old []byte) ([]byte, error)
 	// ExpireAt is when the blob stops being readable; zero means never.
 	ExpireAt time.Time

@@ -81,14 +81,38 @@ func runBlobConformance(t *testing.T, open func(t *testing.T) Store) {
 		if got[0] != nil || got[1] != nil {
 			t.Fatalf("blobs after DeleteTable: %v", got)
 		}
+		// ... and from what the next update starts from.
+		if err := s.UpdateBlobs(ctx, tbl, []BlobUpdate{{Key: []byte("a"), Apply: addBlob(1)}}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = s.GetBlobs(ctx, tbl, [][]byte{[]byte("a")}, time.Time{})
+		if counter(t, got[0]) != 1 {
+			t.Fatalf("blob updated after DeleteTable to %d, want 1", counter(t, got[0]))
+		}
 	})
 
 	t.Run("ApplyError", func(t *testing.T) {
 		s := open(t)
 		boom := errors.New("boom")
-		err := s.UpdateBlobs(ctx, tbl, []BlobUpdate{{Key: []byte("a"), Apply: func([]byte) ([]byte, error) { return nil, boom }}})
+		if err := s.UpdateBlobs(ctx, tbl, []BlobUpdate{{Key: []byte("a"), Apply: addBlob(10)}}); err != nil {
+			t.Fatal(err)
+		}
+		err := s.UpdateBlobs(ctx, tbl, []BlobUpdate{
+			{Key: []byte("a"), Apply: addBlob(2)},
+			{Key: []byte("b"), Apply: func([]byte) ([]byte, error) { return nil, boom }},
+		})
 		if !errors.Is(err, boom) {
 			t.Fatalf("err %v, want boom", err)
+		}
+		// The failed call's other update is not what the next one sees
+		// (for Redis it may have been applied: updates are per blob).
+		if err := s.UpdateBlobs(ctx, tbl, []BlobUpdate{{Key: []byte("a"), Apply: addBlob(1)}}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.GetBlobs(ctx, tbl, [][]byte{[]byte("a")}, time.Time{})
+		_, atomicCall := s.(*Embedded) // one batch per call
+		if n := counter(t, got[0]); n != 11 && (atomicCall || n != 13) {
+			t.Fatalf("blob after a failed call and an update: %d, want 11 (or, for Redis, 13: the failed call's first update may land)", n)
 		}
 		if err := s.UpdateBlobs(ctx, tbl, []BlobUpdate{{Key: nil, Apply: addBlob(1)}}); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("empty key: %v", err)

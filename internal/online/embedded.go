@@ -89,7 +89,8 @@ type Embedded struct {
 	closed  bool
 
 	stripes [numStripes]sync.Mutex
-	blobMu  sync.Mutex // serialises UpdateBlobs
+	blobMu  sync.Mutex // serialises UpdateBlobs; guards blobs
+	blobs   blobCache  // stored values of the blobs UpdateBlobs read or wrote last
 }
 
 // OpenEmbedded opens (creating if needed) the embedded store in dir. A nil
@@ -376,6 +377,9 @@ func (e *Embedded) DeleteTable(ctx context.Context, table string) error {
 	}
 	start := appendTablePrefix(nil, table)
 	end := prefixEnd(start)
+	e.blobMu.Lock()
+	defer e.blobMu.Unlock()
+	e.blobs.reset()
 	if err := e.db.DeleteRange(start, end, e.writeOpts); err != nil {
 		return fmt.Errorf("deleting online table %s: %w", table, err)
 	}

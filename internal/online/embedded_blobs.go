@@ -52,29 +52,26 @@ func (e *Embedded) UpdateBlobs(ctx context.Context, table string, ups []BlobUpda
 	if err := e.sweepExpired(b, table, now); err != nil {
 		return err
 	}
-	// What this call wrote, so that a later update of the same key sees
-	// it (a plain batch cannot be read, and an indexed one costs a
-	// skiplist insert per write).
-	type written struct {
-		val []byte
-		exp int64
-	}
-	wrote := map[string]written{}
+	// What this call writes (stored form: expiry, content), so that a
+	// later update of the same key sees it; it joins the cache once the
+	// batch is committed.
+	wrote := map[string][]byte{}
 	var key []byte
 	for _, u := range ups {
 		key = appendBlobKey(key[:0], table, u.Key)
-		var old []byte
-		var oldExp int64
-		if w, ok := wrote[string(key)]; ok {
-			old, oldExp = w.val, w.exp
-			if oldExp != 0 && oldExp <= now.UnixMilli() {
-				old = nil
+		stored, ok := wrote[string(key)]
+		if !ok {
+			if stored, ok = e.blobs.get(key); !ok {
+				var err error
+				if stored, err = e.readBlob(key); err != nil {
+					return fmt.Errorf("reading %s blob: %w", table, err)
+				}
+				e.blobs.put(string(key), stored)
 			}
-		} else {
-			var err error
-			if old, oldExp, err = e.getBlob(e.db, key, now); err != nil {
-				return fmt.Errorf("reading %s blob: %w", table, err)
-			}
+		}
+		old, oldExp, err := splitBlob(stored, now)
+		if err != nil {
+			return fmt.Errorf("reading %s blob: %w", table, err)
 		}
 		nv, err := u.Apply(old)
 		if err != nil {
@@ -90,10 +87,11 @@ func (e *Embedded) UpdateBlobs(ctx context.Context, table string, ups []BlobUpda
 			}
 		}
 		val := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(nv)), uint64(exp))
-		if err := b.Set(key, append(val, nv...), nil); err != nil {
+		val = append(val, nv...)
+		if err := b.Set(key, val, nil); err != nil {
 			return err
 		}
-		wrote[string(key)] = written{nv, exp}
+		wrote[string(key)] = val
 		if exp != 0 {
 			if err := b.Set(appendExpiryKey(nil, table, exp, u.Key), nil, nil); err != nil {
 				return err
@@ -101,9 +99,85 @@ func (e *Embedded) UpdateBlobs(ctx context.Context, table string, ups []BlobUpda
 		}
 	}
 	if err := b.Commit(e.writeOpts); err != nil {
+		e.blobs.reset() // the batch may or may not have landed
 		return fmt.Errorf("writing %s blobs: %w", table, err)
 	}
+	for k, v := range wrote {
+		e.blobs.put(k, v)
+	}
 	return nil
+}
+
+// blobCache keeps the stored values (expiry, content) of the blobs that
+// UpdateBlobs read or wrote, so that the next fold of an entity's tiles
+// does not read them back from pebble: a windowed table's fold reads and
+// rewrites a few blobs per entity several times a second. It holds at
+// most blobCacheBytes and is emptied when full. An absent blob is cached
+// as nil. Guarded by Embedded.blobMu; it is only ever a copy of what was
+// committed, so dropping it is always safe.
+type blobCache struct {
+	m     map[string][]byte
+	bytes int
+}
+
+const blobCacheBytes = 64 << 20
+
+func (c *blobCache) get(key []byte) ([]byte, bool) {
+	v, ok := c.m[string(key)]
+	return v, ok
+}
+
+func (c *blobCache) put(key string, v []byte) {
+	if c.m == nil || c.bytes > blobCacheBytes {
+		c.reset()
+	}
+	if old, ok := c.m[key]; ok {
+		c.bytes -= len(key) + len(old)
+	}
+	c.m[key] = v
+	c.bytes += len(key) + len(v)
+}
+
+func (c *blobCache) delete(key []byte) {
+	if old, ok := c.m[string(key)]; ok {
+		c.bytes -= len(key) + len(old)
+		delete(c.m, string(key))
+	}
+}
+
+func (c *blobCache) reset() { c.m, c.bytes = map[string][]byte{}, 0 }
+
+// readBlob returns the stored value of key, nil when absent.
+func (e *Embedded) readBlob(key []byte) ([]byte, error) {
+	val, closer, err := e.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	if len(val) < 8 {
+		return nil, fmt.Errorf("%w: blob of %d bytes", ErrCorrupt, len(val))
+	}
+	return bytes.Clone(val), nil
+}
+
+// splitBlob splits a stored value into its content (nil when absent or
+// expired at now) and its expiry (0 for none or absent). The content
+// aliases stored.
+func splitBlob(stored []byte, now time.Time) ([]byte, int64, error) {
+	if stored == nil {
+		return nil, 0, nil
+	}
+	if len(stored) < 8 {
+		return nil, 0, fmt.Errorf("%w: blob of %d bytes", ErrCorrupt, len(stored))
+	}
+	exp := int64(binary.BigEndian.Uint64(stored))
+	if exp != 0 && exp <= now.UnixMilli() {
+		return nil, exp, nil
+	}
+	return stored[8:], exp, nil
 }
 
 // getBlob reads one blob through r; it returns nil for an absent or
@@ -151,6 +225,7 @@ func (e *Embedded) sweepExpired(b *pebble.Batch, table string, now time.Time) er
 		val, closer, err := e.db.Get(bk)
 		if err == nil {
 			if len(val) >= 8 && int64(binary.BigEndian.Uint64(val)) == exp {
+				e.blobs.delete(bk)
 				if err := b.Delete(bk, nil); err != nil {
 					closer.Close()
 					return err

@@ -259,6 +259,9 @@ func (d *Def) Fold(ctx context.Context, store online.BlobStore, table string, tt
 		}
 		add(appendMetaKey(nil, e.Key), -1, 0, i)
 		for l := d.levels; l < numLevels; l++ {
+			if d.retention[l] == 0 {
+				continue // no window reads this level
+			}
 			c := floorTo(e.TS, chunkSize[l])
 			// A chunk whose tiles no read at now or later will use.
 			if c+chunkSize[l]+d.retention[l] < nowUS-expireGrace.Microseconds() {
@@ -274,7 +277,11 @@ func (d *Def) Fold(ctx context.Context, store online.BlobStore, table string, tt
 		if g.level < 0 {
 			var exp time.Time
 			if ttl > 0 {
-				exp = time.UnixMicro(max(g.maxTS, nowUS)).Add(ttl + expireGrace)
+				// Rounded up to the minute: reads judge the TTL from the
+				// newest event, so the expiry only frees space, and an
+				// expiry that moves with every fold would cost two index
+				// writes per entity and fold.
+				exp = time.UnixMicro(ceilTo(max(g.maxTS, nowUS)+(ttl+expireGrace).Microseconds(), usMinute))
 			}
 			ups = append(ups, online.BlobUpdate{Key: g.key, ExpireAt: exp, Apply: func(old []byte) ([]byte, error) {
 				m, err := d.decodeMeta(old)
@@ -338,7 +345,7 @@ func (d *Def) Read(ctx context.Context, store online.BlobStore, table string, tt
 		if f.w == 0 {
 			continue
 		}
-		plans[i] = decompose(nil, Start(t, f.w), t, precision(f.w))
+		plans[i] = decompose(nil, Start(t, f.w), t, precision(f.w), top(f.w))
 		for _, tr := range plans[i] {
 			k := [2]int64{int64(tr.level), floorTo(tr.start, chunkSize[tr.level])}
 			if !need[k] {

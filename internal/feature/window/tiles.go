@@ -41,6 +41,18 @@ func precision(w int64) int {
 	return 3
 }
 
+// top returns the coarsest level a window of length w combines: the
+// largest tile that fits in the window. Coarser levels would only serve
+// the rare read whose start falls on their boundary, and storing them
+// costs a blob write per entity and fold.
+func top(w int64) int {
+	l := precision(w)
+	for l+1 < numLevels && tileSize[l+1] <= w {
+		l++
+	}
+	return l
+}
+
 // Precision is the step in which the start of a window of length w moves.
 func Precision(w time.Duration) time.Duration {
 	return time.Duration(tileSize[precision(w.Microseconds())]) * time.Microsecond
@@ -71,10 +83,10 @@ type tileRef struct {
 // precision level p: aligned tiles of growing size, the last one holding t
 // (a tile holds only what happened up to the read time, so the last tile
 // needs no cut).
-func decompose(dst []tileRef, start, t int64, p int) []tileRef {
+func decompose(dst []tileRef, start, t int64, p, top int) []tileRef {
 	lv := p
 	for cur := start; cur <= t; {
-		for lv+1 < numLevels && cur%tileSize[lv+1] == 0 {
+		for lv+1 <= top && cur%tileSize[lv+1] == 0 {
 			lv++
 		}
 		dst = append(dst, tileRef{lv, cur})
@@ -95,7 +107,7 @@ type Def struct {
 	Features []FeatureDef `json:"features"`
 
 	levels    int     // lowest tile level kept (numLevels: none)
-	retention []int64 // per level: how long its tiles are read after they end
+	retention []int64 // per level: how long its tiles are read after they end (0: not kept)
 	windowed  []int   // indexes of features with a window
 }
 
@@ -172,7 +184,7 @@ func (d *Def) init() error {
 		d.windowed = append(d.windowed, i)
 		p := precision(f.w)
 		d.levels = min(d.levels, p)
-		for l := p; l < numLevels; l++ {
+		for l := p; l <= top(f.w); l++ {
 			d.retention[l] = max(d.retention[l], f.w)
 		}
 	}

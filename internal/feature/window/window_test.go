@@ -357,7 +357,7 @@ func TestDecomposeBounded(t *testing.T) {
 	now := time.Date(2026, 11, 23, 13, 47, 31, 123456000, time.UTC).UnixMicro()
 	for _, w := range []time.Duration{time.Second, 10 * time.Second, time.Hour, 24 * time.Hour, 30 * 24 * time.Hour, 365 * 24 * time.Hour} {
 		wu := w.Microseconds()
-		tiles := decompose(nil, Start(now, wu), now, precision(wu))
+		tiles := decompose(nil, Start(now, wu), now, precision(wu), top(wu))
 		if len(tiles) > 420 {
 			t.Errorf("window %v: %d tiles", w, len(tiles))
 		}
