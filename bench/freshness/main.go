@@ -84,6 +84,7 @@ type config struct {
 	linger         time.Duration
 	cpuprofile     string
 	verbose        bool
+	trace          string
 }
 
 func main() {
@@ -103,6 +104,7 @@ func main() {
 	flag.DurationVar(&c.linger, "linger", 0, "the producer's linger")
 	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "CPU profile of the first run's measurement")
 	flag.BoolVar(&c.verbose, "v", false, "node logs at Info")
+	flag.StringVar(&c.trace, "trace", "", "write every measured probe of run 1 to this file: sent (ms since the measurement began), then ack, ingested and served (ms after sent)")
 	flag.Parse()
 	if c.rate <= 0 || c.probeRate <= 0 || c.probeRate > c.rate || c.users <= 0 || c.probeUsers <= 0 || c.runs <= 0 {
 		log.Fatal("bad flags")
@@ -165,6 +167,29 @@ type result struct {
 	rate           float64
 	commits        int64
 	commitMeanMs   float64
+}
+
+// writeTrace writes one line per measured probe: when it was sent (ms
+// since the measurement began) and how long after that it was acked,
+// ingested and served (ms; -1 for never).
+func writeTrace(path string, all []*probe, start time.Time) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	after := func(p *probe, t time.Time) float64 {
+		if t.IsZero() {
+			return -1
+		}
+		return float64(t.Sub(p.sent)) / float64(time.Millisecond)
+	}
+	fmt.Fprintf(f, "# measurement began %s\nsent_ms ack_ms ingested_ms served_ms\n", start.Format("15:04:05.000"))
+	for _, p := range all {
+		if p.measured {
+			fmt.Fprintf(f, "%.1f %.1f %.1f %.1f\n", float64(p.sent.Sub(start))/float64(time.Millisecond), after(p, p.acked), after(p, p.ingested), after(p, p.served))
+		}
+	}
+	return f.Close()
 }
 
 // probe is one probe event.
@@ -540,6 +565,12 @@ func runOnce(c config, run int) (result, error) {
 		if !p.ingested.IsZero() {
 			ing = append(ing, ms(p.ingested.Sub(p.sent)))
 			srv = append(srv, ms(p.served.Sub(p.ingested)))
+		}
+	}
+	if c.trace != "" && run == 1 {
+		if err := writeTrace(c.trace, tr.all, measureStart); err != nil {
+			tr.mu.Unlock()
+			return res, err
 		}
 	}
 	tr.mu.Unlock()

@@ -342,12 +342,14 @@ func (m *Manager) loop(ctx context.Context, p *pipe, r *Runner, full map[string]
 		}
 		res, err := r.Round(ctx, full)
 		full = nil
-		// A busy continuous pipeline writes its event log at most every
+		// A continuous pipeline writes its event log at most every
 		// eventLogFlushInterval, not after every round: the commit would
-		// add to every round's latency. Idle rounds, failures and other
-		// triggers flush at once (the events are in memory meanwhile, for
+		// add to every round's latency, and one that wakes at every
+		// source commit is idle between most of them. Its idle polls
+		// flush what is older. Failures, stops and other triggers flush
+		// at once (the events are in memory meanwhile, for
 		// `events --follow`).
-		if res.Batches == 0 || err != nil || ctx.Err() != nil || p.trigger.Kind != "continuous" || time.Since(flushed) >= eventLogFlushInterval {
+		if err != nil || ctx.Err() != nil || p.trigger.Kind != "continuous" || time.Since(flushed) >= eventLogFlushInterval {
 			if ferr := p.log.flush(ctx); ferr != nil && ctx.Err() == nil {
 				m.logger.Warn("writing the event log", "pipeline", p.name.String(), "err", ferr)
 			}

@@ -218,7 +218,20 @@ func (c *metaCatalog) CommitTable(ctx context.Context, id ictable.Identifier, re
 	if !ok {
 		return nil, "", fmt.Errorf("writing metadata of %s.%s: the file system at %s is read-only", ns, name, loc)
 	}
-	if err := writeMetadata(wfs, loc, updated); err != nil {
+	raw, err := json.Marshal(updated)
+	if err != nil {
+		return nil, "", fmt.Errorf("encoding metadata of %s.%s: %w", ns, name, err)
+	}
+	// Keep the metadata parsed from what was written, not the builder's
+	// result: iceberg-go's built metadata keeps memory of its base alive,
+	// so a table committed to from cached built metadata, commit after
+	// commit, grew by a copy of its snapshot list per commit (quadratic;
+	// TestMetadataCacheMemory).
+	parsed, err := ictable.ParseMetadataBytes(raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("re-reading metadata of %s.%s: %w", ns, name, err)
+	}
+	if err := writeMetadata(wfs, loc, parsed.Properties(), raw); err != nil {
 		return nil, "", fmt.Errorf("writing metadata of %s.%s: %w", ns, name, err)
 	}
 	res, err := c.db.ExecContext(ctx, c.bind(
@@ -238,13 +251,13 @@ func (c *metaCatalog) CommitTable(ctx context.Context, id ictable.Identifier, re
 	}
 	key := cacheKey(ns, name)
 	c.mu.Lock()
-	c.meta[key] = cachedMeta{loc: loc, md: updated}
+	c.meta[key] = cachedMeta{loc: loc, md: parsed}
 	if ch := c.waiters[key]; ch != nil {
 		close(ch)
 		delete(c.waiters, key)
 	}
 	c.mu.Unlock()
-	return updated, loc, nil
+	return parsed, loc, nil
 }
 
 // changed returns a channel closed at the next commit to id through c.
@@ -277,10 +290,10 @@ func metadataVersion(loc string) (int, error) {
 	return 0, fmt.Errorf("invalid metadata location %q: no version in the file name", loc)
 }
 
-// writeMetadata writes md as JSON to loc, compressed as the table's
-// write.metadata.compression-codec property says.
-func writeMetadata(fs icebergio.WriteFileIO, loc string, md ictable.Metadata) (err error) {
-	codec := md.Properties().Get(ictable.MetadataCompressionKey, ictable.MetadataCompressionDefault)
+// writeMetadata writes the metadata JSON raw to loc, compressed as the
+// table's write.metadata.compression-codec property says.
+func writeMetadata(fs icebergio.WriteFileIO, loc string, props iceberg.Properties, raw []byte) (err error) {
+	codec := props.Get(ictable.MetadataCompressionKey, ictable.MetadataCompressionDefault)
 	if codec != ictable.MetadataCompressionCodecNone && codec != ictable.MetadataCompressionCodecGzip {
 		return fmt.Errorf("unsupported metadata compression codec %q (use none or gzip)", codec)
 	}
@@ -303,5 +316,6 @@ func writeMetadata(fs icebergio.WriteFileIO, loc string, md ictable.Metadata) (e
 		}()
 		w = gz
 	}
-	return json.NewEncoder(w).Encode(md)
+	_, err = w.Write(raw)
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -287,5 +288,42 @@ func TestMetadataCache(t *testing.T) {
 	}
 	if fresh.SnapshotID() != tbl.SnapshotID() {
 		t.Fatalf("a new store is at snapshot %d, the writer at %d", fresh.SnapshotID(), tbl.SnapshotID())
+	}
+}
+
+// TestMetadataCacheMemory checks that a handle committing again and
+// again does not keep old metadata versions alive: iceberg-go's built
+// metadata retains memory of its base, and committing from it, commit
+// after commit, grew the heap by a copy of the snapshot list per commit
+// (100 MB after 300 commits).
+func TestMetadataCacheMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("300 commits")
+	}
+	ctx := context.Background()
+	e := newEnv(t)
+	tbl, err := e.store.Create(ctx, mustName(t, "main.demo.busy"), eventSchema, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFromJSON(t, eventSchema, `[{"id":1}]`)
+	props := map[string]string{"sluice.offsets": `{"events":{"0":123456789,"1":123456789,"2":123456789}}`}
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	var at100 uint64
+	for i := range 300 {
+		if err := tbl.Append(ctx, []arrow.RecordBatch{rec}, props); err != nil {
+			t.Fatal(err)
+		}
+		if i == 99 {
+			at100 = heap()
+		}
+	}
+	if grown := int64(heap()) - int64(at100); grown > 16<<20 {
+		t.Fatalf("heap grew by %d MiB from commit 100 to 300 of one handle, want well under 16 (the metadata holds 300 snapshots)", grown>>20)
 	}
 }
