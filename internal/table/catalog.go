@@ -218,20 +218,25 @@ func (c *metaCatalog) CommitTable(ctx context.Context, id ictable.Identifier, re
 	if !ok {
 		return nil, "", fmt.Errorf("writing metadata of %s.%s: the file system at %s is read-only", ns, name, loc)
 	}
-	raw, err := json.Marshal(updated)
+	// Keep (and write) a deep copy of the builder's result: the new
+	// snapshot's summary shares memory with the transaction that made it,
+	// which holds its base metadata, so a table committed to from cached
+	// metadata, commit after commit, kept every version alive (a copy of
+	// the snapshot list per commit: quadratic; TestMetadataCacheMemory).
+	// A second build from it clones everything and shares nothing.
+	rb, err := ictable.MetadataBuilderFromBase(updated, "")
+	if err != nil {
+		return nil, "", err
+	}
+	copied, err := rb.Build()
+	if err != nil {
+		return nil, "", fmt.Errorf("copying metadata of %s.%s: %w", ns, name, err)
+	}
+	raw, err := json.Marshal(copied)
 	if err != nil {
 		return nil, "", fmt.Errorf("encoding metadata of %s.%s: %w", ns, name, err)
 	}
-	// Keep the metadata parsed from what was written, not the builder's
-	// result: iceberg-go's built metadata keeps memory of its base alive,
-	// so a table committed to from cached built metadata, commit after
-	// commit, grew by a copy of its snapshot list per commit (quadratic;
-	// TestMetadataCacheMemory).
-	parsed, err := ictable.ParseMetadataBytes(raw)
-	if err != nil {
-		return nil, "", fmt.Errorf("re-reading metadata of %s.%s: %w", ns, name, err)
-	}
-	if err := writeMetadata(wfs, loc, parsed.Properties(), raw); err != nil {
+	if err := writeMetadata(wfs, loc, copied.Properties(), raw); err != nil {
 		return nil, "", fmt.Errorf("writing metadata of %s.%s: %w", ns, name, err)
 	}
 	res, err := c.db.ExecContext(ctx, c.bind(
@@ -251,13 +256,13 @@ func (c *metaCatalog) CommitTable(ctx context.Context, id ictable.Identifier, re
 	}
 	key := cacheKey(ns, name)
 	c.mu.Lock()
-	c.meta[key] = cachedMeta{loc: loc, md: parsed}
+	c.meta[key] = cachedMeta{loc: loc, md: copied}
 	if ch := c.waiters[key]; ch != nil {
 		close(ch)
 		delete(c.waiters, key)
 	}
 	c.mu.Unlock()
-	return parsed, loc, nil
+	return copied, loc, nil
 }
 
 // changed returns a channel closed at the next commit to id through c.

@@ -2,10 +2,12 @@ package table
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -325,5 +327,42 @@ func TestMetadataCacheMemory(t *testing.T) {
 	}
 	if grown := int64(heap()) - int64(at100); grown > 16<<20 {
 		t.Fatalf("heap grew by %d MiB from commit 100 to 300 of one handle, want well under 16 (the metadata holds 300 snapshots)", grown>>20)
+	}
+}
+
+// TestMetadataCacheMatchesFile checks that the metadata a commit caches is
+// the metadata it wrote: a fresh Store, parsing the file, sees the same.
+func TestMetadataCacheMatchesFile(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	name := mustName(t, "main.demo.same")
+	tbl, err := e.store.Create(ctx, name, eventSchema, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFromJSON(t, eventSchema, `[{"id":1}]`)
+	for i := range 3 {
+		if err := tbl.Append(ctx, []arrow.RecordBatch{rec}, map[string]string{"sluice.n": strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh, err := e.open(t).Load(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached, err := json.Marshal(tbl.tbl.Metadata())
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := json.Marshal(fresh.tbl.Metadata())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(cached) != string(parsed) {
+		t.Fatalf("cached metadata\n%s\ndiffers from the file's\n%s", cached, parsed)
+	}
+	// The metadata log lists the files before it: create + 3 commits.
+	if prev := slices.Collect(tbl.tbl.Metadata().PreviousFiles()); len(prev) != 3 {
+		t.Fatalf("metadata log %v, want the 3 earlier files", prev)
 	}
 }
