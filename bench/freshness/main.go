@@ -103,7 +103,7 @@ func main() {
 	flag.DurationVar(&c.probeEvery, "probe-interval", 2*time.Millisecond, "pause between two reads of the prober")
 	flag.DurationVar(&c.linger, "linger", 0, "the producer's linger")
 	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "CPU profile of the first run's measurement")
-	flag.BoolVar(&c.verbose, "v", false, "node logs at Info")
+	flag.BoolVar(&c.verbose, "v", false, "node logs at Debug")
 	flag.StringVar(&c.trace, "trace", "", "write every measured probe of run 1 to this file: sent (ms since the measurement began), then ack, ingested and served (ms after sent)")
 	flag.Parse()
 	if c.rate <= 0 || c.probeRate <= 0 || c.probeRate > c.rate || c.users <= 0 || c.probeUsers <= 0 || c.runs <= 0 {
@@ -221,7 +221,7 @@ func runOnce(c config, run int) (result, error) {
 	defer os.RemoveAll(dir)
 	lv := slog.LevelWarn
 	if c.verbose {
-		lv = slog.LevelInfo
+		lv = slog.LevelDebug
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

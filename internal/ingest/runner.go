@@ -245,7 +245,7 @@ func (r *runner) session(ctx context.Context) error {
 func (r *runner) maintain(ctx context.Context, tables ...ident.Name) {
 	for _, name := range tables {
 		began := time.Now()
-		st, err := r.m.store.Optimize(ctx, name, table.OptimizeOptions{})
+		st, err := r.m.store.Optimize(ctx, name, table.AutoMaintenance)
 		if err != nil {
 			if ctx.Err() == nil {
 				r.logger.Warn("table maintenance postponed", "table", name, "err", err)

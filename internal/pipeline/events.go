@@ -125,7 +125,7 @@ func (l *eventLog) flush(ctx context.Context) error {
 	}
 	l.pending = l.pending[:0]
 	if l.flushes++; l.flushes%maintainEventLogEvery == 0 {
-		if _, err := l.store.Optimize(ctx, EventLogTable(l.pipeline), table.OptimizeOptions{}); err != nil {
+		if _, err := l.store.Optimize(ctx, EventLogTable(l.pipeline), table.AutoMaintenance); err != nil {
 			return fmt.Errorf("maintaining the event log: %w", err)
 		}
 		return l.t.Refresh(ctx)

@@ -211,7 +211,7 @@ func (r *Runner) committed(ctx context.Context, f *flow) error {
 // maintain compacts and expires f's table once; a failure only postpones
 // it to the next pass.
 func (r *Runner) maintain(ctx context.Context, f *flow) {
-	st, err := r.store.Optimize(ctx, f.d.Name, table.OptimizeOptions{})
+	st, err := r.store.Optimize(ctx, f.d.Name, table.AutoMaintenance)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.emit(Event{Type: "maintenance", Level: "WARN", Dataset: f.d.Key(), Message: fmt.Sprintf("maintaining %s postponed: %v", f.d.Key(), err)})

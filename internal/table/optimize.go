@@ -29,6 +29,9 @@ type OptimizeOptions struct {
 	// MinInputFiles is the fewest small files worth rewriting together.
 	// Default 2.
 	MinInputFiles int
+	// TierBase is the size below which a data file is in the first tier
+	// of size-tiered compaction (see [Table.Optimize]). Default 4 MiB.
+	TierBase int64
 	// ExpireOlderThan expires snapshots older than this, except the newest
 	// RetainLast. Files only those snapshots referenced are deleted.
 	// Default 1h.
@@ -47,6 +50,12 @@ type OptimizeOptions struct {
 	// than this, so that a writer's files before its commit are safe. A
 	// negative value skips orphan removal. Default 1h.
 	OrphanOlderThan time.Duration
+	// OrphanEvery skips orphan removal when this Store last did it for the
+	// table less than OrphanEvery ago (0: every time). Orphans come only
+	// from failed writes, and listing them reads every manifest of every
+	// retained snapshot: the automatic maintenance of busy tables sets
+	// this rather than paying for it every few seconds.
+	OrphanEvery time.Duration
 }
 
 // EnsureDefaults fills in the documented defaults of unset fields.
@@ -56,6 +65,9 @@ func (o *OptimizeOptions) EnsureDefaults() {
 	}
 	if o.MinInputFiles <= 0 {
 		o.MinInputFiles = 2
+	}
+	if o.TierBase <= 0 {
+		o.TierBase = 4 << 20
 	}
 	if o.ExpireOlderThan <= 0 {
 		o.ExpireOlderThan = time.Hour
@@ -82,10 +94,18 @@ type OptimizeStats struct {
 
 // Optimize maintains the table, in three steps:
 //
-//  1. Compaction: small data files are rewritten into files of about
-//     o.TargetFileSize in one replace commit, whose summary carries forward
-//     the current snapshot's properties that start with
-//     [CarryForwardPrefix]. Rows and their contents are unchanged.
+//  1. Compaction: small data files are rewritten into files of up to
+//     about o.TargetFileSize in one replace commit, whose summary carries
+//     forward the current snapshot's properties that start with
+//     [CarryForwardPrefix]. Rows and their contents are unchanged. It is
+//     size-tiered, as in an LSM tree: files below o.TierBase are tier 0,
+//     and tier k holds sizes up to o.TierBase·4^k; a tier is rewritten
+//     (with the tiers below it) once it holds tierFanout files (tier 0:
+//     o.MinInputFiles), and files of 75% of the target are left alone.
+//     A row is so rewritten a few times in its life (log4 of target/base),
+//     not at every pass until its file reaches the target size, which
+//     for a table appended to many times a second meant rewriting up to
+//     o.TargetFileSize at every pass.
 //  2. Expiry: snapshots older than o.ExpireOlderThan beyond the newest
 //     o.RetainLast are removed, with the files only they referenced, except
 //     those a streaming reader still needs (see [Store.SetReader]).
@@ -112,6 +132,7 @@ const rebaseAttempts = 10
 func (t *Table) optimize(ctx context.Context, o OptimizeOptions, rebase bool) (OptimizeStats, error) {
 	o.EnsureDefaults()
 	var st OptimizeStats
+	began := time.Now()
 
 	if t.tbl.CurrentSnapshot() != nil {
 		tasks, err := t.tbl.Scan().PlanFiles(ctx)
@@ -119,6 +140,7 @@ func (t *Table) optimize(ctx context.Context, o OptimizeOptions, rebase bool) (O
 			return st, fmt.Errorf("table: optimizing %s: planning files: %w", t.name, err)
 		}
 		st.FilesBefore, st.FilesAfter = len(tasks), len(tasks)
+		tasks = tiered(tasks, o)
 
 		cfg := compaction.DefaultConfig()
 		cfg.TargetFileSizeBytes = o.TargetFileSize
@@ -138,10 +160,11 @@ func (t *Table) optimize(ctx context.Context, o OptimizeOptions, rebase bool) (O
 			st.FilesAfter = st.FilesBefore - res.RemovedDataFiles + res.AddedDataFiles
 			t.store.logger.Info("table compacted", "table", t.name.String(),
 				"files_before", st.FilesBefore, "files_after", st.FilesAfter,
-				"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter)
+				"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter, "took", time.Since(began).Round(time.Millisecond))
 		}
 	}
 
+	expireBegan := time.Now()
 	for attempt := 1; ; attempt++ {
 		n, err := t.expire(ctx, o)
 		st.SnapshotsExpired = n
@@ -153,14 +176,79 @@ func (t *Table) optimize(ctx context.Context, o OptimizeOptions, rebase bool) (O
 		}
 	}
 
-	if o.OrphanOlderThan > 0 {
+	t.store.logger.Debug("table snapshots expired", "table", t.name.String(), "expired", st.SnapshotsExpired, "took", time.Since(expireBegan).Round(time.Millisecond))
+	if o.OrphanOlderThan > 0 && t.store.orphanCheckDue(t.name, o.OrphanEvery) {
+		orphansBegan := time.Now()
 		n, err := t.RemoveOrphans(ctx, o.OrphanOlderThan)
 		st.OrphansRemoved = n
 		if err != nil {
 			return st, err
 		}
+		t.store.logger.Debug("table orphans checked", "table", t.name.String(), "removed", n, "took", time.Since(orphansBegan).Round(time.Millisecond))
 	}
 	return st, nil
+}
+
+// AutoMaintenance is what the automatic maintenance of ingestion and
+// pipeline tables runs: the defaults, with orphan removal at most hourly.
+var AutoMaintenance = OptimizeOptions{OrphanEvery: time.Hour}
+
+// tierFanout is how many files of one tier (above tier 0) make it worth
+// rewriting into one file of the next.
+const tierFanout = 4
+
+// tiered returns the tasks whose files a size-tiered compaction rewrites
+// (see [Table.Optimize]): the files of the highest tier that is full, and
+// of every tier below it.
+func tiered(tasks []ictable.FileScanTask, o OptimizeOptions) []ictable.FileScanTask {
+	done := o.TargetFileSize * 3 / 4
+	tier := func(size int64) int {
+		k := 0
+		for lim := o.TierBase; size >= lim && lim < done; lim *= 4 {
+			k++
+		}
+		return k
+	}
+	var count []int
+	for _, t := range tasks {
+		if sz := t.File.FileSizeBytes(); sz < done {
+			k := tier(sz)
+			for len(count) <= k {
+				count = append(count, 0)
+			}
+			count[k]++
+		}
+	}
+	top := -1
+	for k, n := range count {
+		if (k == 0 && n >= o.MinInputFiles) || (k > 0 && n >= tierFanout) {
+			top = k
+		}
+	}
+	var out []ictable.FileScanTask
+	for _, t := range tasks {
+		if sz := t.File.FileSizeBytes(); sz < done && tier(sz) <= top {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// orphanCheckDue reports whether orphan removal of table name is due,
+// every being the least time between two (0: always), and if so records
+// that it is done now.
+func (s *Store) orphanCheckDue(name ident.Name, every time.Duration) bool {
+	s.orphanMu.Lock()
+	defer s.orphanMu.Unlock()
+	now := time.Now()
+	if last, ok := s.orphanChecked[name.String()]; ok && every > 0 && now.Sub(last) < every {
+		return false
+	}
+	if s.orphanChecked == nil {
+		s.orphanChecked = map[string]time.Time{}
+	}
+	s.orphanChecked[name.String()] = now
+	return true
 }
 
 // compact rewrites the files of groups and commits the result in one

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/iceberg-go"
@@ -79,6 +81,9 @@ type Store struct {
 	mc        *metaCatalog // the catalog of every handle: cat with parsed metadata cached
 	warehouse string
 	logger    *slog.Logger
+
+	orphanMu      sync.Mutex
+	orphanChecked map[string]time.Time // by table: last orphan removal (OptimizeOptions.OrphanEvery)
 }
 
 // Open returns a Store over opts.DB, creating the Iceberg catalog tables if

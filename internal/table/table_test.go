@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +18,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/iceberg-go"
+	ictable "github.com/apache/iceberg-go/table"
 
 	"github.com/sluice-dev/sluice/internal/ident"
 )
@@ -489,4 +492,80 @@ func countRows(t *testing.T, tbl *Table) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// sizedFile is a data file of which tiered only asks the size.
+type sizedFile struct {
+	iceberg.DataFile
+	size int64
+}
+
+func (f sizedFile) FileSizeBytes() int64 { return f.size }
+
+func TestTieredCompaction(t *testing.T) {
+	o := OptimizeOptions{}
+	o.EnsureDefaults() // tier base 4 MiB, target 128 MiB (done at 96)
+	const k, m = 1 << 10, 1 << 20
+	for _, tc := range []struct {
+		name  string
+		sizes []int64
+		want  []int64
+	}{
+		{"small files", []int64{100 * k, 200 * k, 300 * k}, []int64{100 * k, 200 * k, 300 * k}},
+		{"one small file is not worth it", []int64{100 * k, 5 * m, 5 * m, 5 * m}, nil},
+		{"small files without a full tier 1", []int64{100 * k, 100 * k, 5 * m, 5 * m, 5 * m}, []int64{100 * k, 100 * k}},
+		{"a full tier 1 takes tier 0 along", []int64{100 * k, 5 * m, 6 * m, 7 * m, 8 * m}, []int64{100 * k, 5 * m, 6 * m, 7 * m, 8 * m}},
+		{"done files stay", []int64{5 * m, 6 * m, 7 * m, 8 * m, 100 * m}, []int64{5 * m, 6 * m, 7 * m, 8 * m}},
+		{"a full tier 2", []int64{100 * k, 100 * k, 5 * m, 20 * m, 30 * m, 40 * m, 50 * m}, []int64{100 * k, 100 * k, 5 * m, 20 * m, 30 * m, 40 * m, 50 * m}},
+		{"nothing", []int64{90 * m, 100 * m}, nil},
+	} {
+		var tasks []ictable.FileScanTask
+		for _, s := range tc.sizes {
+			tasks = append(tasks, ictable.FileScanTask{File: sizedFile{size: s}})
+		}
+		var got []int64
+		for _, t := range tiered(tasks, o) {
+			got = append(got, t.File.FileSizeBytes())
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: tiered rewrites %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestOrphanEvery checks that OptimizeOptions.OrphanEvery spaces out
+// orphan removal per table, and that 0 removes every time.
+func TestOrphanEvery(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	name := mustName(t, "main.demo.orphans")
+	tbl, err := e.store.Create(ctx, name, eventSchema, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tbl.Append(ctx, []arrow.RecordBatch{recordFromJSON(t, eventSchema, `[{"id":1}]`)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	junk := func(n string) string {
+		p := filepath.Join(tbl.Location(), "data", n)
+		if err := os.WriteFile(p, []byte("not referenced"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	hourly := OptimizeOptions{OrphanOlderThan: time.Nanosecond, OrphanEvery: time.Hour}
+	a := junk("a.parquet")
+	time.Sleep(2 * time.Millisecond) // older than OrphanOlderThan by the file clock
+	if st, err := e.store.Optimize(ctx, name, hourly); err != nil || st.OrphansRemoved != 1 || exists(a) {
+		t.Fatalf("first pass: %+v %v, %s exists %v", st, err, a, exists(a))
+	}
+	b := junk("b.parquet")
+	time.Sleep(2 * time.Millisecond)
+	if st, err := e.store.Optimize(ctx, name, hourly); err != nil || st.OrphansRemoved != 0 || !exists(b) {
+		t.Fatalf("second pass within the hour: %+v %v, %s exists %v", st, err, b, exists(b))
+	}
+	if st, err := e.store.Optimize(ctx, name, OptimizeOptions{OrphanOlderThan: time.Nanosecond}); err != nil || st.OrphansRemoved != 1 || exists(b) {
+		t.Fatalf("pass with OrphanEvery 0: %+v %v, %s exists %v", st, err, b, exists(b))
+	}
 }
