@@ -84,6 +84,10 @@ func NewGenerator(seed uint64) *Generator {
 	return &Generator{rng: rand.New(rand.NewPCG(seed, seed^0x5eed))}
 }
 
+// ContinueAfter makes the next order id n+1: a demo restarted over a topic
+// that holds n orders continues their numbering, so order ids stay unique.
+func (g *Generator) ContinueAfter(n uint64) { g.seq = n }
+
 // Next appends the next event's key (the customer) and JSON value (~200
 // bytes) to the given buffers and returns them.
 func (g *Generator) Next(now time.Time, key, value []byte) ([]byte, []byte) {

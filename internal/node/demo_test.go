@@ -148,6 +148,10 @@ func TestUpDemo(t *testing.T) {
 		for _, r := range rows {
 			ingested[r.Value] = true
 		}
+		// The restarted generator continues the order ids.
+		if len(ingested) != len(rows) {
+			t.Errorf("%d ingested orders have %d distinct ids: a restarted demo repeats order ids", len(rows), len(ingested))
+		}
 		silver := map[string]bool{}
 		for _, r := range readRows(t, s, demo.Silver) {
 			id, _ := r["order_id"].(string)

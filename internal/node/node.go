@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/internal/broker"
@@ -255,6 +256,19 @@ func (n *Node) startDemo(ctx, runCtx context.Context) error {
 	}
 	g := demo.NewGenerator(uint64(time.Now().UnixNano()))
 	g.BadEvery = 100
+	// Order ids continue after the orders the topic already holds (one
+	// per record), so that a restarted demo does not repeat them.
+	if ends, err := kadm.NewClient(n.kafka).ListEndOffsets(ctx, demo.Topic); err == nil {
+		var held int64
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Err == nil {
+				held += o.Offset
+			}
+		})
+		g.ContinueAfter(uint64(held))
+	} else {
+		n.logger.Warn("demo: could not read how many orders the topic holds; order ids start at 1 again", "err", err)
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

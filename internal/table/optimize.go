@@ -413,6 +413,16 @@ func (t *Table) RemoveOrphans(ctx context.Context, olderThan time.Duration) (int
 // redone. Any other conflict starts the whole optimization over on the
 // table's new state, up to maxOptimizeAttempts times.
 func (s *Store) Optimize(ctx context.Context, name ident.Name, o OptimizeOptions) (OptimizeStats, error) {
+	// One optimization at a time per Store: the tables of a stream and of
+	// the pipeline reading it reach their maintenance together, and two
+	// compactions at once took both cores of a small machine from
+	// ingestion and the pipelines for a second.
+	select {
+	case s.optimizing <- struct{}{}:
+		defer func() { <-s.optimizing }()
+	case <-ctx.Done():
+		return OptimizeStats{}, ctx.Err()
+	}
 	var err error
 	for attempt := 1; ; attempt++ {
 		var t *Table

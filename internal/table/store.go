@@ -82,6 +82,8 @@ type Store struct {
 	warehouse string
 	logger    *slog.Logger
 
+	optimizing chan struct{} // holds a token while Optimize runs: one at a time
+
 	orphanMu      sync.Mutex
 	orphanChecked map[string]time.Time // by table: last orphan removal (OptimizeOptions.OrphanEvery)
 }
@@ -115,7 +117,8 @@ func Open(ctx context.Context, opts Options, logger *slog.Logger) (*Store, error
 	if _, err := opts.DB.ExecContext(ctx, readersDDL); err != nil {
 		return nil, fmt.Errorf("table: creating the readers table: %w", err)
 	}
-	return &Store{db: opts.DB, cat: cat, mc: newMetaCatalog(cat, opts.DB, opts.Dialect), warehouse: wh, logger: logger}, nil
+	return &Store{db: opts.DB, cat: cat, mc: newMetaCatalog(cat, opts.DB, opts.Dialect), warehouse: wh, logger: logger,
+		optimizing: make(chan struct{}, 1)}, nil
 }
 
 // Close releases the catalog's resources. It does not close Options.DB.

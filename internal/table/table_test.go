@@ -569,3 +569,39 @@ func TestOrphanEvery(t *testing.T) {
 		t.Fatalf("pass with OrphanEvery 0: %+v %v, %s exists %v", st, err, b, exists(b))
 	}
 }
+
+// TestOptimizeOneAtATime checks that a Store runs one optimization at a
+// time: a second one waits (here until its context ends).
+func TestOptimizeOneAtATime(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	busy, idle := mustName(t, "main.demo.busy"), mustName(t, "main.demo.idle")
+	tbl, err := e.store.Create(ctx, busy, eventSchema, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Create(ctx, idle, eventSchema, CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := tbl.Append(ctx, []arrow.RecordBatch{recordFromJSON(t, eventSchema, fmt.Sprintf(`[{"id":%d}]`, i))}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var during error
+	compactHook = func() {
+		wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		_, during = e.store.Optimize(wctx, idle, OptimizeOptions{OrphanOlderThan: -1})
+	}
+	defer func() { compactHook = nil }()
+	if _, err := e.store.Optimize(ctx, busy, OptimizeOptions{OrphanOlderThan: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(during, context.DeadlineExceeded) {
+		t.Fatalf("an optimization during another: %v, want it to wait (context deadline exceeded)", during)
+	}
+	if _, err := e.store.Optimize(ctx, idle, OptimizeOptions{OrphanOlderThan: -1}); err != nil {
+		t.Fatalf("after the first: %v", err)
+	}
+}
