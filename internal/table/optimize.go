@@ -56,6 +56,11 @@ type OptimizeOptions struct {
 	// retained snapshot: the automatic maintenance of busy tables sets
 	// this rather than paying for it every few seconds.
 	OrphanEvery time.Duration
+	// ScanConcurrency caps how many files a compaction reads at once
+	// (0: iceberg-go's default, one per CPU). The automatic maintenance
+	// reads one at a time, leaving the other cores to ingestion and the
+	// pipelines.
+	ScanConcurrency int
 }
 
 // EnsureDefaults fills in the documented defaults of unset fields.
@@ -190,8 +195,17 @@ func (t *Table) optimize(ctx context.Context, o OptimizeOptions, rebase bool) (O
 }
 
 // AutoMaintenance is what the automatic maintenance of ingestion and
-// pipeline tables runs: the defaults, with orphan removal at most hourly.
-var AutoMaintenance = OptimizeOptions{OrphanEvery: time.Hour}
+// pipeline tables runs: the defaults, with orphan removal at most hourly
+// and compaction reading one file at a time.
+var AutoMaintenance = OptimizeOptions{OrphanEvery: time.Hour, ScanConcurrency: 1}
+
+func compactionOptions(o OptimizeOptions) []ictable.CompactionGroupOption {
+	opts := []ictable.CompactionGroupOption{ictable.WithCompactionTargetFileSize(o.TargetFileSize)}
+	if o.ScanConcurrency > 0 {
+		opts = append(opts, ictable.WithCompactionScanConcurrency(o.ScanConcurrency))
+	}
+	return opts
+}
 
 // tierFanout is how many files of one tier (above tier 0) make it worth
 // rewriting into one file of the next.
@@ -264,7 +278,7 @@ func (t *Table) compact(ctx context.Context, groups []compaction.Group, o Optimi
 	for _, g := range groups {
 		gr, err := ictable.ExecuteCompactionGroup(ctx, t.tbl,
 			ictable.CompactionTaskGroup{PartitionKey: g.PartitionKey, Tasks: g.Tasks, TotalSizeBytes: g.TotalSizeBytes},
-			ictable.WithCompactionTargetFileSize(o.TargetFileSize))
+			compactionOptions(o)...)
 		if err != nil {
 			return res, t.failed(ctx, err, base, "compaction")
 		}
