@@ -212,6 +212,17 @@ type tracker struct {
 	unacked []*probe   // acked but not ingested
 }
 
+// unserved counts the probes sent and not yet served.
+func (tr *tracker) unserved() int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	n := 0
+	for _, ps := range tr.pending {
+		n += len(ps)
+	}
+	return n
+}
+
 func runOnce(c config, run int) (result, error) {
 	var res result
 	dir, err := os.MkdirTemp("", "sluice-bench-freshness-")
@@ -453,13 +464,7 @@ func runOnce(c config, run int) (result, error) {
 		produce(int64(u), probeKeys[u], &probe{user: u, seq: int64(u), offset: -1})
 	}
 	for {
-		tr.mu.Lock()
-		left := 0
-		for _, ps := range tr.pending {
-			left += len(ps)
-		}
-		tr.mu.Unlock()
-		if left == 0 {
+		if tr.unserved() == 0 {
 			break
 		}
 		if time.Since(setup) > 3*time.Minute {
@@ -531,13 +536,7 @@ func runOnce(c config, run int) (result, error) {
 	// Wait for the last probes.
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		tr.mu.Lock()
-		left := 0
-		for _, ps := range tr.pending {
-			left += len(ps)
-		}
-		tr.mu.Unlock()
-		if left == 0 {
+		if tr.unserved() == 0 {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)

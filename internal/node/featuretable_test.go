@@ -77,19 +77,9 @@ func TestPlainFeatureTable(t *testing.T) {
 	if len(rows.Rows) != 2 {
 		t.Fatalf("the table holds %d rows, want 2 (u1 replaced): %v", len(rows.Rows), rows.Rows)
 	}
-	var resp struct {
-		Results []struct {
-			Values   []any    `json:"values"`
-			Statuses []string `json:"statuses"`
-		} `json:"results"`
-	}
-	if err := api.Do(ctx, "POST", "/get-online-features", map[string]any{
-		"features": []string{"main.features.user_profile:account_age_days", "main.features.user_profile:subscription_tier"},
-		"entities": map[string][]string{"user_id": {"u1", "u2", "u9"}},
-	}, 200, &resp); err != nil {
-		t.Fatal(err)
-	}
-	got := fmt.Sprint(resp.Results[1].Values, resp.Results[2].Values, resp.Results[1].Statuses)
+	res := getOnlineFeatures(t, api, "user_id", []string{"u1", "u2", "u9"},
+		"main.features.user_profile:account_age_days", "main.features.user_profile:subscription_tier")
+	got := fmt.Sprint(res[1].Values, res[2].Values, res[1].Statuses)
 	if want := "[11 20 <nil>] [pro pro <nil>] [PRESENT PRESENT NOT_FOUND]"; got != want {
 		t.Fatalf("served %s, want %s", got, want)
 	}

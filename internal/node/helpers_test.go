@@ -203,3 +203,26 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// feastResults is the part of a /get-online-features response the tests
+// check: per requested name (the entity key first), values and statuses.
+type feastResults []struct {
+	Values   []any    `json:"values"`
+	Statuses []string `json:"statuses"`
+}
+
+// getOnlineFeatures reads features (table:column names) of the entities
+// of key over HTTP, in Feast's format.
+func getOnlineFeatures(t testing.TB, api *sluicetest.Client, key string, entities []string, features ...string) feastResults {
+	t.Helper()
+	var resp struct {
+		Results feastResults `json:"results"`
+	}
+	if err := api.Do(sluicetest.Context(t), "POST", "/get-online-features", map[string]any{
+		"features": features,
+		"entities": map[string][]string{key: entities},
+	}, 200, &resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp.Results
+}

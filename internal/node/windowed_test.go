@@ -262,23 +262,13 @@ ingestion: {destination: main.demo.events_ingestion, commit_interval: 100ms}
 	}
 
 	// Served over HTTP in Feast's format, too.
-	var resp struct {
-		Results []struct {
-			Values   []any    `json:"values"`
-			Statuses []string `json:"statuses"`
-		} `json:"results"`
+	overHTTP := getOnlineFeatures(t, api, "user_id", []string{"u0", "nobody"},
+		"main.features.user_activity:last_platform", "main.features.user_activity:events_1d")
+	if len(overHTTP) != 3 || overHTTP[1].Statuses[0] != "PRESENT" || overHTTP[1].Statuses[1] != "NOT_FOUND" || overHTTP[2].Values[1] != nil {
+		t.Fatalf("HTTP response %+v", overHTTP)
 	}
-	if err := api.Do(ctx, "POST", "/get-online-features", map[string]any{
-		"features": []string{"main.features.user_activity:last_platform", "main.features.user_activity:events_1d"},
-		"entities": map[string][]string{"user_id": {"u0", "nobody"}},
-	}, 200, &resp); err != nil {
-		t.Fatal(err)
-	}
-	if len(resp.Results) != 3 || resp.Results[1].Statuses[0] != "PRESENT" || resp.Results[1].Statuses[1] != "NOT_FOUND" || resp.Results[2].Values[1] != nil {
-		t.Fatalf("HTTP response %+v", resp)
-	}
-	if want := activityOracle(evs, "u0", now)[3]; resp.Results[1].Values[0] != want {
-		t.Fatalf("HTTP last_platform %v, want %v", resp.Results[1].Values[0], want)
+	if want := activityOracle(evs, "u0", now)[3]; overHTTP[1].Values[0] != want {
+		t.Fatalf("HTTP last_platform %v, want %v", overHTTP[1].Values[0], want)
 	}
 
 	// The training set: one label per (user, read time), plus times

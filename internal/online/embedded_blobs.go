@@ -180,27 +180,6 @@ func splitBlob(stored []byte, now time.Time) ([]byte, int64, error) {
 	return stored[8:], exp, nil
 }
 
-// getBlob reads one blob through r; it returns nil for an absent or
-// expired blob, with the stored expiry (0 for none or absent).
-func (e *Embedded) getBlob(r pebble.Reader, key []byte, now time.Time) ([]byte, int64, error) {
-	val, closer, err := r.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	defer closer.Close()
-	if len(val) < 8 {
-		return nil, 0, fmt.Errorf("%w: blob of %d bytes", ErrCorrupt, len(val))
-	}
-	exp := int64(binary.BigEndian.Uint64(val))
-	if exp != 0 && exp <= now.UnixMilli() {
-		return nil, exp, nil
-	}
-	return bytes.Clone(val[8:]), exp, nil
-}
-
 // sweepExpired deletes, in b, the blobs of table whose expiry has passed.
 func (e *Embedded) sweepExpired(b *pebble.Batch, table string, now time.Time) error {
 	lo := appendTablePrefix(nil, table)
@@ -265,7 +244,11 @@ func (e *Embedded) GetBlobs(ctx context.Context, table string, keys [][]byte, no
 			}
 		}
 		key = appendBlobKey(key[:0], table, k)
-		v, _, err := e.getBlob(e.db, key, now)
+		stored, err := e.readBlob(key)
+		var v []byte
+		if err == nil {
+			v, _, err = splitBlob(stored, now)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading %s blob: %w", table, err)
 		}
