@@ -54,16 +54,14 @@ func plainConsume(ctx context.Context, c config) (result, error) {
 		assign[demo.Topic][p] = kgo.NewOffset().At(0)
 	}
 	began := time.Now()
-	cl, err := kgo.NewClient(
+	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(c.addr),
 		kgo.ClientID("sluice"),
-		kgo.DialTimeout(5*time.Second),
-		kgo.RetryTimeout(30*time.Second),
+		kgo.DialTimeout(5 * time.Second),
+		kgo.RetryTimeout(30 * time.Second),
 		kgo.ConsumePartitions(assign),
-		kgo.FetchMaxWait(500*time.Millisecond), // ingest.Options default
-		kgo.FetchMaxBytes(64<<20),
-		kgo.FetchMaxPartitionBytes(16<<20),
-	)
+	}, ingest.FetchOpts(500*time.Millisecond)...) // the runner's, with ingest.Options' default wait
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return result{}, err
 	}
@@ -140,6 +138,11 @@ func ingestPhase(ctx context.Context, c config) (result, error) {
 	elapsed := time.Since(began)
 	if c.cpuprofile != "" {
 		pprof.StopCPUProfile()
+		// Beside it, where the memory came from: on a virtual machine
+		// every fresh page costs a fault of several microseconds.
+		if err := writeAllocs(c.cpuprofile + ".allocs"); err != nil {
+			return result{}, err
+		}
 	}
 	stop()
 	m.Close()
@@ -186,4 +189,18 @@ func vmHWM() (int64, error) {
 		return 0, err
 	}
 	return 0, errors.New("reading peak RSS: no VmHWM in /proc/self/status")
+}
+
+// writeAllocs writes the allocation profile (bytes and objects allocated
+// since the start) to path.
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -70,7 +70,7 @@ func main() {
 	flag.IntVar(&c.partitions, "partitions", 3, "partitions of the topic (the demo topic has 3)")
 	flag.IntVar(&c.runs, "runs", 3, "measurements of each phase; medians are reported")
 	flag.IntVar(&c.commitMaxRecords, "commit-max-records", stream.DefaultCommitMaxRecords, "the stream's ingestion.commit_max_records")
-	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the first run's ingestion phase to this file")
+	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the first run's ingestion phase to this file, and its allocation profile to FILE.allocs")
 	flag.StringVar(&c.child, "child", "", "internal: run one phase (plain or ingest) and print its result")
 	flag.StringVar(&c.addr, "addr", "", "internal: broker address for -child")
 	flag.StringVar(&c.dir, "dir", "", "internal: stream directory for -child ingest")
@@ -106,6 +106,12 @@ type result struct {
 	PeakRSSKiB  int64   `json:"peak_rss_kib"` // VmHWM of the child
 	// Filled in by the parent from the child's rusage.
 	CPUSeconds float64 `json:"-"`
+	// The parent's CPU time while the child ran: the broker serving it
+	// (plus the child's start and exit).
+	BrokerCPUSeconds float64 `json:"-"`
+	// Page faults of the child: on a virtual machine each costs
+	// microseconds of system time, so fresh memory is not free.
+	PageFaults int64 `json:"-"`
 }
 
 func (r result) rate() float64 { return float64(r.Records) / r.Seconds }
@@ -170,9 +176,9 @@ func run(ctx context.Context, c config) error {
 		}
 		plains, ingests = append(plains, p), append(ingests, s)
 		ratios = append(ratios, s.rate()/p.rate())
-		fmt.Printf("run %d: plain %.0f records/s (%.2fs, CPU %.2fs, peak RSS %.0f MiB); sluice %.0f records/s (%.2fs, CPU %.2fs, %d commits, peak RSS %.0f MiB); ratio %.3f\n",
-			i+1, p.rate(), p.Seconds, p.CPUSeconds, mib(p.PeakRSSKiB),
-			s.rate(), s.Seconds, s.CPUSeconds, s.Commits, mib(s.PeakRSSKiB), ratios[i])
+		fmt.Printf("run %d: plain %.0f records/s (%.2fs, CPU %.2fs, broker CPU %.2fs, %dk faults, peak RSS %.0f MiB); sluice %.0f records/s (%.2fs, CPU %.2fs, broker CPU %.2fs, %dk faults, %d commits, peak RSS %.0f MiB); ratio %.3f\n",
+			i+1, p.rate(), p.Seconds, p.CPUSeconds, p.BrokerCPUSeconds, p.PageFaults/1000, mib(p.PeakRSSKiB),
+			s.rate(), s.Seconds, s.CPUSeconds, s.BrokerCPUSeconds, s.PageFaults/1000, s.Commits, mib(s.PeakRSSKiB), ratios[i])
 	}
 
 	rate := func(rs []result) []float64 {
@@ -209,6 +215,7 @@ func run(ctx context.Context, c config) error {
 	fmt.Printf("target rate >= %d records/s: %s (median %.0f)\n", targetRate, verdict(median(sr) >= targetRate), median(sr))
 	if c.cpuprofile != "" {
 		fmt.Printf("CPU profile of run 1's ingestion phase: %s (go tool pprof -top -nodecount=30 %s)\n", c.cpuprofile, c.cpuprofile)
+		fmt.Printf("its allocations: %s.allocs (go tool pprof -sample_index=alloc_space -top %s.allocs)\n", c.cpuprofile, c.cpuprofile)
 	}
 
 	fmt.Printf("BENCH ingest_plain_consumer_records_per_s %.0f records/s\n", median(pr))
@@ -226,7 +233,9 @@ func spawn(ctx context.Context, c config, phase, dir, cpuprofile string) (result
 	}
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Stderr = os.Stderr
+	parent0 := selfCPU()
 	out, err := cmd.Output()
+	brokerCPU := selfCPU() - parent0
 	if err != nil {
 		return result{}, fmt.Errorf("%s phase: %w", phase, err)
 	}
@@ -240,8 +249,20 @@ func spawn(ctx context.Context, c config, phase, dir, cpuprofile string) (result
 	// child's Maxrss at exec.
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		r.PageFaults = ru.Minflt + ru.Majflt
 	}
+	r.BrokerCPUSeconds = brokerCPU.Seconds()
 	return r, nil
+}
+
+// selfCPU is this process's CPU time so far (user+sys): while a child
+// runs, that is the embedded broker serving it.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func median(xs []float64) float64 {

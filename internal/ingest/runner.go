@@ -123,12 +123,8 @@ func (r *runner) session(ctx context.Context) error {
 			assign[t][p] = kgo.NewOffset().At(o)
 		}
 	}
-	opts = append(opts,
-		kgo.ConsumePartitions(assign),
-		kgo.FetchMaxWait(r.m.opts.FetchMaxWait),
-		kgo.FetchMaxBytes(64<<20),
-		kgo.FetchMaxPartitionBytes(16<<20),
-	)
+	opts = append(opts, kgo.ConsumePartitions(assign))
+	opts = append(opts, FetchOpts(r.m.opts.FetchMaxWait)...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("creating Kafka client: %w", err)
@@ -238,6 +234,25 @@ func (r *runner) session(ctx context.Context) error {
 	}
 }
 
+// Fetch sizes of the ingestion consumer. Fetches are the largest memory a
+// runner holds: the response being read and the one being decoded. Larger
+// fetches save little per record, and fresh memory is dear on a virtual
+// machine (a page fault there costs microseconds), so they stay moderate.
+const (
+	FetchMaxBytes          = 16 << 20
+	FetchMaxPartitionBytes = 4 << 20
+)
+
+// FetchOpts are the fetch options of the ingestion consumer, with the
+// broker holding an empty fetch for at most maxWait.
+func FetchOpts(maxWait time.Duration) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.FetchMaxWait(maxWait),
+		kgo.FetchMaxBytes(FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(FetchMaxPartitionBytes),
+	}
+}
+
 // maintain compacts and expires the runner's tables. It runs beside the
 // committer (see committer.run) through table.Store.Optimize, which
 // survives the committer's appends; a failure only postpones it to the
@@ -287,14 +302,26 @@ func (r *runner) discover(ctx context.Context, cl *kgo.Client, adm *kadm.Client,
 	return nil
 }
 
-// appendFenced appends rec to t with props, retrying on a commit conflict
-// as long as the table still records expect as its offsets. Each attempt
-// also carries forward the sluice.* properties of the snapshot it commits
-// on top of (such as [PropBackfill]) that props does not set, so the
-// current snapshot always holds them.
+// appendFenced appends rec to t with props: it writes rec as a data file
+// once, then commits that file, retrying the commit (not the write) on a
+// conflict as long as the table still records expect as its offsets. A
+// retry is a metadata commit of milliseconds, so a compaction or another
+// commit landing first costs little. Each attempt also carries forward the
+// sluice.* properties of the snapshot it commits on top of (such as
+// [PropBackfill]) that props does not set, so the current snapshot always
+// holds them.
+//
+// A file whose commit failed is left where it is: a failed commit may
+// still have landed (the catalog took it and the reply was lost), and then
+// the file is table data. If it did not land, the file is an orphan, which
+// maintenance removes.
 func appendFenced(ctx context.Context, t *table.Table, rec arrow.RecordBatch, props map[string]string, expect kafka.Offsets) error {
+	pending, err := t.WriteBatches(ctx, []arrow.RecordBatch{rec})
+	if err != nil {
+		return err
+	}
 	for attempt := 0; ; attempt++ {
-		err := t.Append(ctx, []arrow.RecordBatch{rec}, withCarried(t.SnapshotProperties(), props))
+		err := t.CommitFiles(ctx, pending, withCarried(t.SnapshotProperties(), props))
 		if err == nil {
 			return nil
 		}

@@ -171,6 +171,20 @@ func (w *fileWriter) write(ctx context.Context, recs []arrow.RecordBatch) (_ ice
 		// The same columns under the schema with field ids (types equal
 		// but for metadata).
 		frec := array.NewRecordBatch(w.fileSc, rec.Columns(), rec.NumRows())
+		if len(recs) == 1 {
+			// One batch: its row groups go to the file column chunk by
+			// column chunk, page by page, rather than being buffered
+			// whole in memory (on a virtual machine, fresh memory costs
+			// more than the copying). Write starts a row group every
+			// write.parquet.row-group-limit rows.
+			err := pw.Write(frec)
+			frec.Release()
+			if err != nil {
+				pw.Close()
+				return nil, err
+			}
+			continue
+		}
 		if pw.RowGroupTotalBytesWritten() >= rgBytes {
 			if err := pw.NewBufferedRowGroupChecked(); err != nil {
 				frec.Release()
