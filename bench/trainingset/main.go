@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -67,7 +68,7 @@ func main() {
 	flag.Int64Var(&c.users, "users", 1_000_000, "distinct users (entities)")
 	flag.IntVar(&c.runs, "runs", 3, "measurements; medians are reported")
 	flag.StringVar(&c.data, "data", "", "directory for the generated tables and labels, kept for later invocations (default: a temporary directory, removed)")
-	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the first run to this file")
+	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the first run to this file, and the heap profile at its peak live heap to FILE.heap")
 	flag.IntVar(&c.chunkRows, "chunk-rows", 0, "feature.Options.ChunkRows (0: the default)")
 	flag.BoolVar(&c.child, "child", false, "internal: run one training set and print its result")
 	flag.Parse()
@@ -348,6 +349,8 @@ func runChild(ctx context.Context, c config) (result, error) {
 			return result{}, err
 		}
 		defer pprof.StopCPUProfile()
+		stop := heapAtPeak(c.cpuprofile + ".heap")
+		defer stop()
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	svc := feature.New(e.tables, e.cat, logger, feature.Options{ChunkRows: c.chunkRows})
@@ -381,6 +384,36 @@ func runChild(ctx context.Context, c config) (result, error) {
 		return result{}, err
 	}
 	return result{Seconds: secs, Rows: rows, Bytes: st.Size(), PeakRSSKiB: hwm, Matched: matched}, nil
+}
+
+// heapAtPeak writes the heap profile to path whenever the live heap (as of
+// the last GC) reaches a new high, until stop is called: the profile then
+// shows what was live at the peak.
+func heapAtPeak(path string) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		var peak uint64
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			metrics.Read(sample)
+			if live := sample[0].Value.Uint64(); live > peak+peak/20 {
+				peak = live
+				if f, err := os.Create(path); err == nil {
+					_ = pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // countingReader counts the non-null values of column col.

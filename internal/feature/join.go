@@ -177,11 +177,14 @@ func (r *Result) Next() bool {
 func (s *Service) Run(ctx context.Context, plan Plan) (*Result, error) {
 	r := &Result{ctx: ctx, svc: s, plan: plan}
 	r.refs.Store(1)
-	lr, err := s.openLabels(ctx, plan.Labels)
+	lr, err := s.openLabels(ctx, plan.Labels, plan.labelsRead())
 	if err != nil {
 		return nil, err
 	}
-	r.labels = newRechunker(lr, BatchRows)
+	// Label batches are only cut down to BatchRows, never glued together:
+	// gluing copies every label once more (the readers' batches end at
+	// row groups). Files written from the result are re-cut anyway.
+	r.labels = newSplitter(lr, BatchRows)
 	lsc := lr.Schema()
 	fields := []arrow.Field{}
 	for _, c := range plan.LabelColumns {
@@ -212,6 +215,25 @@ func (s *Service) Run(ctx context.Context, plan Plan) (*Result, error) {
 	}
 	r.schema = arrow.NewSchema(fields, nil)
 	return r, nil
+}
+
+// labelsRead returns the label columns the join reads: those of the
+// result, the timestamp and the lookup keys, each once. Excluded columns
+// are not read at all.
+func (p Plan) labelsRead() []string {
+	cols := slices.Clone(p.LabelColumns)
+	add := func(c string) {
+		if !slices.Contains(cols, c) {
+			cols = append(cols, c)
+		}
+	}
+	add(p.TimestampColumn)
+	for _, lp := range p.Lookups {
+		for _, k := range lp.LookupKey {
+			add(k)
+		}
+	}
+	return cols
 }
 
 // lookupRun is one lookup's reading state.

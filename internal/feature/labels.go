@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -17,9 +18,10 @@ import (
 	"github.com/sluice-dev/sluice/internal/table"
 )
 
-// openLabels reads the labels as lp recorded them, after checking that
-// label files are unchanged.
-func (s *Service) openLabels(ctx context.Context, lp LabelsPlan) (array.RecordReader, error) {
+// openLabels reads the columns cols of the labels as lp recorded them,
+// after checking that label files are unchanged. The reader's schema holds
+// cols in the labels' order.
+func (s *Service) openLabels(ctx context.Context, lp LabelsPlan, cols []string) (array.RecordReader, error) {
 	if lp.Table != "" {
 		n, err := ident.Parse(lp.Table)
 		if err != nil {
@@ -30,18 +32,18 @@ func (s *Service) openLabels(ctx context.Context, lp LabelsPlan) (array.RecordRe
 			return nil, fmt.Errorf("labels: %w", err)
 		}
 		if lp.Snapshot == 0 {
-			return array.NewRecordReader(t.ArrowSchema(), nil)
+			return array.NewRecordReader(projectSchema(t.ArrowSchema(), cols), nil)
 		}
 		files, err := t.FilesAt(ctx, lp.Snapshot)
 		switch {
 		case errors.Is(err, table.ErrRowDeletes):
-			return t.ScanAt(ctx, lp.Snapshot, table.ScanOptions{})
+			return t.ScanAt(ctx, lp.Snapshot, table.ScanOptions{Columns: cols})
 		case errors.Is(err, table.ErrHistoryExpired):
 			return nil, fmt.Errorf("%w: labels: %w", ErrChanged, err)
 		case err != nil:
 			return nil, err
 		}
-		return t.ReadFiles(ctx, files, nil)
+		return t.ReadFiles(ctx, files, inSchemaOrder(t.ArrowSchema(), cols))
 	}
 	for _, f := range lp.Files {
 		if err := checkLabelFile(f); err != nil {
@@ -51,7 +53,7 @@ func (s *Service) openLabels(ctx context.Context, lp LabelsPlan) (array.RecordRe
 	if len(lp.Files) == 0 {
 		return nil, fmt.Errorf("%w: no labels", ErrInvalid)
 	}
-	r := &parquetFiles{ctx: ctx, files: lp.Files}
+	r := &parquetFiles{ctx: ctx, files: lp.Files, cols: cols}
 	r.refs = 1
 	if err := r.open(); err != nil {
 		return nil, err
@@ -64,6 +66,7 @@ func (s *Service) openLabels(ctx context.Context, lp LabelsPlan) (array.RecordRe
 type parquetFiles struct {
 	ctx    context.Context
 	files  []LabelFile
+	cols   []string // read only these; nil: all
 	schema *arrow.Schema
 	refs   int64
 	f      *os.File
@@ -77,7 +80,7 @@ func (r *parquetFiles) open() error {
 	if err != nil {
 		return fmt.Errorf("opening labels %s: %w", path, err)
 	}
-	pf, err := file.NewParquetReader(f)
+	pf, err := file.NewParquetReader(f, file.WithReadProps(table.ReaderProperties()))
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("reading labels %s: %w", path, err)
@@ -87,7 +90,12 @@ func (r *parquetFiles) open() error {
 		f.Close()
 		return fmt.Errorf("reading labels %s: %w", path, err)
 	}
-	rr, err := fr.GetRecordReader(r.ctx, nil, nil)
+	leaves, err := leafColumns(fr.Manifest, r.cols)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("%w: labels %s: %w", ErrChanged, path, err)
+	}
+	rr, err := fr.GetRecordReader(r.ctx, leaves, nil)
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("reading labels %s: %w", path, err)
@@ -100,6 +108,54 @@ func (r *parquetFiles) open() error {
 	r.f, r.rr = f, rr
 	r.files = r.files[1:]
 	return nil
+}
+
+// leafColumns returns the Parquet leaf columns of the top-level fields
+// named cols, in the file's order (nil when cols is nil: all).
+func leafColumns(m *pqarrow.SchemaManifest, cols []string) ([]int, error) {
+	if cols == nil {
+		return nil, nil
+	}
+	var leaves []int
+	for _, c := range cols {
+		if !slices.ContainsFunc(m.Fields, func(f pqarrow.SchemaField) bool { return f.Field.Name == c }) {
+			return nil, fmt.Errorf("no column %s", c)
+		}
+	}
+	for i := range m.Fields {
+		if slices.Contains(cols, m.Fields[i].Field.Name) {
+			leaves = table.AppendLeaves(leaves, &m.Fields[i])
+		}
+	}
+	return leaves, nil
+}
+
+// inSchemaOrder returns cols in the order of sc's fields (names not in sc
+// last, for the reader to refuse).
+func inSchemaOrder(sc *arrow.Schema, cols []string) []string {
+	out := make([]string, 0, len(cols))
+	for _, f := range sc.Fields() {
+		if slices.Contains(cols, f.Name) {
+			out = append(out, f.Name)
+		}
+	}
+	for _, c := range cols {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// projectSchema returns sc's fields named in cols, in sc's order.
+func projectSchema(sc *arrow.Schema, cols []string) *arrow.Schema {
+	var fields []arrow.Field
+	for _, f := range sc.Fields() {
+		if slices.Contains(cols, f.Name) {
+			fields = append(fields, f)
+		}
+	}
+	return arrow.NewSchema(fields, nil)
 }
 
 func (r *parquetFiles) close() {
@@ -149,6 +205,73 @@ func (r *parquetFiles) Next() bool {
 		r.close()
 	}
 	return false
+}
+
+// splitter cuts a reader's batches of more than n rows into slices of n
+// rows (the last may be shorter), without copying; smaller batches pass
+// as they are.
+type splitter struct {
+	src  array.RecordReader
+	n    int64
+	big  arrow.RecordBatch // the source batch being cut, retained
+	at   int64             // rows of big already returned
+	cur  arrow.RecordBatch
+	refs int64
+}
+
+func newSplitter(src array.RecordReader, n int) *splitter {
+	return &splitter{src: src, n: int64(n), refs: 1}
+}
+
+func (s *splitter) Schema() *arrow.Schema          { return s.src.Schema() }
+func (s *splitter) Err() error                     { return s.src.Err() }
+func (s *splitter) Retain()                        { s.refs++ }
+func (s *splitter) Record() arrow.RecordBatch      { return s.cur }
+func (s *splitter) RecordBatch() arrow.RecordBatch { return s.cur }
+func (s *splitter) Release() {
+	if s.refs--; s.refs > 0 {
+		return
+	}
+	s.drop()
+	s.src.Release()
+}
+
+func (s *splitter) drop() {
+	if s.cur != nil {
+		s.cur.Release()
+		s.cur = nil
+	}
+	if s.big != nil {
+		s.big.Release()
+		s.big = nil
+	}
+}
+
+func (s *splitter) Next() bool {
+	if s.cur != nil {
+		s.cur.Release()
+		s.cur = nil
+	}
+	for s.big == nil {
+		if !s.src.Next() {
+			return false
+		}
+		if b := s.src.RecordBatch(); b.NumRows() > 0 {
+			b.Retain()
+			s.big, s.at = b, 0
+		}
+	}
+	end := min(s.at+s.n, s.big.NumRows())
+	if s.at == 0 && end == s.big.NumRows() {
+		s.cur, s.big = s.big, nil // small enough: as it is
+		return true
+	}
+	s.cur = s.big.NewSlice(s.at, end)
+	if s.at = end; s.at == s.big.NumRows() {
+		s.big.Release()
+		s.big = nil
+	}
+	return true
 }
 
 // rechunker re-cuts a reader's batches into batches of exactly n rows

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/iceberg-go"
@@ -302,7 +303,7 @@ func (r *fileReader) open(path string) error {
 		return err
 	}
 	fail := func(err error) error { f.Close(); return err }
-	pf, err := file.NewParquetReader(f)
+	pf, err := file.NewParquetReader(f, file.WithReadProps(ReaderProperties()))
 	if err != nil {
 		return fail(err)
 	}
@@ -328,7 +329,7 @@ func (r *fileReader) open(path string) error {
 		if ft := stripMeta(fsc.Field(idx[0]).Type); !arrow.TypeEqual(ft, fld.Type) {
 			return fail(fmt.Errorf("column %q is %s in the file, %s in the table", fld.Name, ft, fld.Type))
 		}
-		leaves = appendLeaves(leaves, &fr.Manifest.Fields[idx[0]])
+		leaves = AppendLeaves(leaves, &fr.Manifest.Fields[idx[0]])
 	}
 	rr, err := fr.GetRecordReader(r.ctx, leaves, nil)
 	if err != nil {
@@ -349,13 +350,25 @@ func (r *fileReader) open(path string) error {
 	return nil
 }
 
-// appendLeaves appends the Parquet leaf column indices under f.
-func appendLeaves(dst []int, f *pqarrow.SchemaField) []int {
+// ReaderProperties are the Parquet reader properties for local data
+// files: column chunks are read through a 1 MiB buffer as they are
+// decoded, not loaded whole, so a reader's memory does not grow with its
+// row groups (a local read is cheap; fresh memory is not).
+func ReaderProperties() *parquet.ReaderProperties {
+	p := parquet.NewReaderProperties(memory.DefaultAllocator)
+	p.BufferedStreamEnabled = true
+	p.BufferSize = 1 << 20
+	return p
+}
+
+// AppendLeaves appends the Parquet leaf column indices of f, a field of a
+// file's schema manifest, to dst: what pqarrow's readers take to read f.
+func AppendLeaves(dst []int, f *pqarrow.SchemaField) []int {
 	if len(f.Children) == 0 {
 		return append(dst, f.ColIndex)
 	}
 	for i := range f.Children {
-		dst = appendLeaves(dst, &f.Children[i])
+		dst = AppendLeaves(dst, &f.Children[i])
 	}
 	return dst
 }

@@ -80,7 +80,7 @@ func selectedLeaves(dst []int, f *pqarrow.SchemaField, sel *Selection) []int {
 		return dst
 	}
 	if sel.All || len(f.Children) == 0 || f.Field.Type.ID() != arrow.STRUCT {
-		return appendLeaves(dst, f)
+		return AppendLeaves(dst, f)
 	}
 	for i := range f.Children {
 		dst = selectedLeaves(dst, &f.Children[i], sel.Fields[i])
