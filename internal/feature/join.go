@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,11 +53,18 @@ type Options struct {
 	// ChunkRows is how many label rows are joined at once. Memory grows
 	// with it (about the labels' row width plus 50 bytes per lookup per
 	// row); each further chunk reads every feature table again.
-	// Default 2Mi rows.
+	// Default 512Ki rows.
 	ChunkRows int
 	// Parallelism is how many lookups of a chunk run at once, and how
 	// many data files they read at once in all. Default 2.
 	Parallelism int
+	// GCPercent is the Go garbage collector's target (as GOGC) while
+	// training sets are computed: lower than Go's default 100, so the heap
+	// holds less garbage next to the join's live data, for some more
+	// CPU. The process's own setting comes back when the last one is
+	// done; a setting already as low, or GC off, is left alone. Default
+	// 50; negative leaves the collector alone.
+	GCPercent int
 }
 
 // BatchRows is the size of the result's record batches (the last may be
@@ -67,7 +75,10 @@ const BatchRows = 64 << 10
 // EnsureDefaults fills in the defaults.
 func (o *Options) EnsureDefaults() {
 	if o.ChunkRows <= 0 {
-		o.ChunkRows = 2 << 20
+		o.ChunkRows = 512 << 10
+	}
+	if o.GCPercent == 0 {
+		o.GCPercent = 50
 	}
 	o.ChunkRows = max(BatchRows, o.ChunkRows/BatchRows*BatchRows)
 	if o.Parallelism <= 0 {
@@ -76,8 +87,8 @@ func (o *Options) EnsureDefaults() {
 }
 
 // Result streams a training set's rows: an [array.RecordReader] whose
-// batches hold BatchRows rows (the last fewer), label columns first, in
-// label order. It computes a chunk when its batches run out, so Next may
+// batches hold at most BatchRows rows, label columns first, in label
+// order. It computes a chunk when its batches run out, so Next may
 // block for long. It is not goroutine-safe, except [Result.Progress].
 // The caller releases it.
 type Result struct {
@@ -96,6 +107,7 @@ type Result struct {
 	done    atomic.Int64
 	err     error
 	refs    atomic.Int64
+	gc      func() // gives the GC target back (holdGC)
 }
 
 // Schema returns the result's schema.
@@ -132,6 +144,10 @@ func (r *Result) Release() {
 	if r.labels != nil {
 		r.labels.Release()
 		r.labels = nil
+	}
+	if r.gc != nil {
+		r.gc()
+		r.gc = nil
 	}
 }
 
@@ -175,7 +191,7 @@ func (r *Result) Next() bool {
 // still be as the plan recorded (see [Service.Recreate] for the checks).
 // Cancelling ctx stops the computation; Next then fails with ctx's error.
 func (s *Service) Run(ctx context.Context, plan Plan) (*Result, error) {
-	r := &Result{ctx: ctx, svc: s, plan: plan}
+	r := &Result{ctx: ctx, svc: s, plan: plan, gc: holdGC(s.opts.GCPercent)}
 	r.refs.Store(1)
 	lr, err := s.openLabels(ctx, plan.Labels, plan.labelsRead())
 	if err != nil {
@@ -215,6 +231,41 @@ func (s *Service) Run(ctx context.Context, plan Plan) (*Result, error) {
 	}
 	r.schema = arrow.NewSchema(fields, nil)
 	return r, nil
+}
+
+// The GC target while training sets are computed (Options.GCPercent).
+var gcHold struct {
+	sync.Mutex
+	n    int // results holding it
+	prev int // the target to restore; -2: none changed
+}
+
+// holdGC lowers the process's GC target to percent (if it is higher and
+// the collector is on) until the returned func is called, once; the
+// first of several concurrent holders sets it, the last restores it.
+func holdGC(percent int) (release func()) {
+	if percent < 0 {
+		return func() {}
+	}
+	gcHold.Lock()
+	defer gcHold.Unlock()
+	if gcHold.n++; gcHold.n == 1 {
+		gcHold.prev = debug.SetGCPercent(percent)
+		if gcHold.prev < 0 || gcHold.prev <= percent {
+			debug.SetGCPercent(gcHold.prev)
+			gcHold.prev = -2
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			gcHold.Lock()
+			defer gcHold.Unlock()
+			if gcHold.n--; gcHold.n == 0 && gcHold.prev != -2 {
+				debug.SetGCPercent(gcHold.prev)
+			}
+		})
+	}
 }
 
 // labelsRead returns the label columns the join reads: those of the

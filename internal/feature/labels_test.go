@@ -1,6 +1,7 @@
 package feature
 
 import (
+	"runtime/debug"
 	"slices"
 	"testing"
 
@@ -55,5 +56,44 @@ func TestSplitter(t *testing.T) {
 	}
 	if int64(len(got)) != next {
 		t.Errorf("%d rows, want %d", len(got), next)
+	}
+}
+
+// TestHoldGC checks the GC target while training sets are computed: set
+// by the first holder, kept while any holds it, restored by the last, and
+// left alone when the process's is already as low or the collector is off.
+func TestHoldGC(t *testing.T) {
+	current := func() int { p := debug.SetGCPercent(0); debug.SetGCPercent(p); return p }
+	orig := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(orig)
+
+	a, b := holdGC(50), holdGC(50)
+	if got := current(); got != 50 {
+		t.Fatalf("while held: GC percent %d, want 50", got)
+	}
+	a()
+	a() // a second call changes nothing
+	if got := current(); got != 50 {
+		t.Fatalf("after one of two released: GC percent %d, want 50", got)
+	}
+	b()
+	if got := current(); got != 100 {
+		t.Fatalf("after both released: GC percent %d, want 100 back", got)
+	}
+	for _, own := range []int{30, -1} {
+		debug.SetGCPercent(own)
+		r := holdGC(50)
+		if got := current(); got != own {
+			t.Errorf("process at %d: held GC percent %d, want it left alone", own, got)
+		}
+		r()
+		if got := current(); got != own {
+			t.Errorf("process at %d: released GC percent %d", own, got)
+		}
+	}
+	debug.SetGCPercent(100)
+	holdGC(-1)()
+	if got := current(); got != 100 {
+		t.Errorf("GCPercent -1 changed the target to %d", got)
 	}
 }
