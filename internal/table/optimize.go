@@ -195,9 +195,13 @@ func (t *Table) optimize(ctx context.Context, o OptimizeOptions, rebase bool) (O
 }
 
 // AutoMaintenance is what the automatic maintenance of ingestion and
-// pipeline tables runs: the defaults, with orphan removal at most hourly
-// and compaction reading one file at a time.
-var AutoMaintenance = OptimizeOptions{OrphanEvery: time.Hour, ScanConcurrency: 1}
+// pipeline tables runs: the defaults, with orphan removal at most hourly,
+// compaction reading one file at a time, and at most 100 snapshots kept
+// (beyond those readers need). Their writers commit many times a second
+// when fresh data is wanted, and every commit writes the metadata file,
+// which lists every snapshot: a table holding 500 spent more of its
+// commit encoding them than doing anything else.
+var AutoMaintenance = OptimizeOptions{OrphanEvery: time.Hour, ScanConcurrency: 1, MaxSnapshots: 100}
 
 func compactionOptions(o OptimizeOptions) []ictable.CompactionGroupOption {
 	opts := []ictable.CompactionGroupOption{ictable.WithCompactionTargetFileSize(o.TargetFileSize)}

@@ -361,6 +361,15 @@ func TestMetadataCacheMatchesFile(t *testing.T) {
 	if string(cached) != string(parsed) {
 		t.Fatalf("cached metadata\n%s\ndiffers from the file's\n%s", cached, parsed)
 	}
+	// The metadata file is written by marshalMetadata, which skips
+	// json.Marshal's second pass: the bytes must be the same.
+	direct, err := marshalMetadata(tbl.tbl.Metadata())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(direct) != string(cached) {
+		t.Fatalf("marshalMetadata wrote\n%s\njson.Marshal writes\n%s", direct, cached)
+	}
 	// The metadata log lists the files before it: create + 3 commits.
 	if prev := slices.Collect(tbl.tbl.Metadata().PreviousFiles()); len(prev) != 3 {
 		t.Fatalf("metadata log %v, want the 3 earlier files", prev)
