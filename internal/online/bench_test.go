@@ -2,6 +2,7 @@ package online_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"syscall"
 	"testing"
@@ -164,5 +165,47 @@ func BenchmarkWrite1000x10(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "rows/s")
 		cpu.report(b, benchBatch)
+	})
+}
+
+// BenchmarkUpdateBlobs measures the online fold of a windowed feature
+// table: each call updates 4 tile blobs (with an expiry) of each of 500
+// entities out of 20,000, in the order a fold produces them (entity by
+// entity), as internal/publish does several times a second.
+func BenchmarkUpdateBlobs(b *testing.B) {
+	benchStores(b, func(b *testing.B, s Store) {
+		const entities, perCall, tiles = 20_000, 500, 4
+		ctx := context.Background()
+		exp := time.Now().Add(time.Hour)
+		add := func(old []byte) ([]byte, error) {
+			n := uint64(0)
+			if len(old) == 8 {
+				n = binary.BigEndian.Uint64(old)
+			}
+			return binary.BigEndian.AppendUint64(nil, n+1), nil
+		}
+		calls := make([][]BlobUpdate, entities/perCall)
+		for c := range calls {
+			for e := range perCall {
+				// Spread each call's entities over the key space.
+				ent := (c + e*len(calls)) % entities
+				for t := range tiles {
+					calls[c] = append(calls[c], BlobUpdate{
+						Key:      fmt.Appendf(nil, "user-%07d/t%d", ent, t),
+						Apply:    add,
+						ExpireAt: exp.Add(time.Duration(t) * time.Minute),
+					})
+				}
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu := startCPU()
+		for i := 0; b.Loop(); i++ {
+			if err := s.UpdateBlobs(ctx, "main.features.bench", calls[i%len(calls)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cpu.report(b, perCall*tiles)
 	})
 }
