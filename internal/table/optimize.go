@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/iceberg-go"
@@ -61,6 +65,12 @@ type OptimizeOptions struct {
 	// reads one at a time, leaving the other cores to ingestion and the
 	// pipelines.
 	ScanConcurrency int
+	// DutyCycle is the share of its time a compaction may keep a core
+	// busy: after each batch it reads and writes, it pauses for as long
+	// again as (1-DutyCycle)/DutyCycle of that time. A compaction is
+	// seconds of CPU at once; the automatic maintenance spreads it so the
+	// writers it serves keep their latency. 0 (or 1): no pauses.
+	DutyCycle float64
 }
 
 // EnsureDefaults fills in the documented defaults of unset fields.
@@ -196,12 +206,13 @@ func (t *Table) optimize(ctx context.Context, o OptimizeOptions, rebase bool) (O
 
 // AutoMaintenance is what the automatic maintenance of ingestion and
 // pipeline tables runs: the defaults, with orphan removal at most hourly,
-// compaction reading one file at a time, and at most 100 snapshots kept
+// compaction reading one file at a time and keeping a core busy half of
+// the time at most, and at most 100 snapshots kept
 // (beyond those readers need). Their writers commit many times a second
 // when fresh data is wanted, and every commit writes the metadata file,
 // which lists every snapshot: a table holding 500 spent more of its
 // commit encoding them than doing anything else.
-var AutoMaintenance = OptimizeOptions{OrphanEvery: time.Hour, ScanConcurrency: 1, MaxSnapshots: 100}
+var AutoMaintenance = OptimizeOptions{OrphanEvery: time.Hour, ScanConcurrency: 1, MaxSnapshots: 100, DutyCycle: 0.5}
 
 func compactionOptions(o OptimizeOptions) []ictable.CompactionGroupOption {
 	opts := []ictable.CompactionGroupOption{ictable.WithCompactionTargetFileSize(o.TargetFileSize)}
@@ -280,9 +291,15 @@ func (t *Table) compact(ctx context.Context, groups []compaction.Group, o Optimi
 	base := t.tbl.MetadataLocation()
 	readFrom := t.SnapshotID()
 	for _, g := range groups {
-		gr, err := ictable.ExecuteCompactionGroup(ctx, t.tbl,
-			ictable.CompactionTaskGroup{PartitionKey: g.PartitionKey, Tasks: g.Tasks, TotalSizeBytes: g.TotalSizeBytes},
-			compactionOptions(o)...)
+		gr, ok, err := t.compactGroup(ctx, g, o.DutyCycle)
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			gr, err = ictable.ExecuteCompactionGroup(ctx, t.tbl,
+				ictable.CompactionTaskGroup{PartitionKey: g.PartitionKey, Tasks: g.Tasks, TotalSizeBytes: g.TotalSizeBytes},
+				compactionOptions(o)...)
+		}
 		if err != nil {
 			return res, t.failed(ctx, err, base, "compaction")
 		}
@@ -335,6 +352,119 @@ func (t *Table) compact(ctx context.Context, groups []compaction.Group, o Optimi
 			return res, err
 		}
 	}
+}
+
+// compactGroup rewrites the files of g into one file, as iceberg-go's
+// ExecuteCompactionGroup does, but reading and writing Parquet with the
+// table's own reader and writer, batch by batch, pausing between batches
+// to keep to dutyCycle (see [OptimizeOptions.DutyCycle]). ok is false,
+// and nothing is left behind, when g is not a case for it: the table is
+// partitioned or of format v3 (row lineage), a file has deletes, or a
+// file's columns are not the table's (its schema evolved since); the
+// caller then uses iceberg-go's. err is ctx's, or a rewrite that lost
+// rows.
+func (t *Table) compactGroup(ctx context.Context, g compaction.Group, dutyCycle float64) (ictable.CompactionGroupResult, bool, error) {
+	var gr ictable.CompactionGroupResult
+	if !compactDirect || !t.tbl.Spec().IsUnpartitioned() || t.tbl.Metadata().Version() >= 3 {
+		return gr, false, nil
+	}
+	var files []ChangedFile
+	var old []iceberg.DataFile
+	var rows int64
+	seen := map[string]bool{}
+	for _, task := range g.Tasks {
+		if len(task.DeleteFiles) > 0 || len(task.EqualityDeleteFiles) > 0 || len(task.DeletionVectorFiles) > 0 {
+			return gr, false, nil
+		}
+		if seen[task.File.FilePath()] { // a file split into several tasks
+			continue
+		}
+		seen[task.File.FilePath()] = true
+		files = append(files, ChangedFile{Path: localPath(task.File.FilePath()), Rows: task.File.Count()})
+		old = append(old, task.File)
+		rows += task.File.Count()
+	}
+	if rows == 0 {
+		return gr, false, nil
+	}
+	w, err := t.fileWriter()
+	if err != nil {
+		return gr, false, nil
+	}
+	rr, err := t.ReadFiles(ctx, files, nil)
+	if err != nil {
+		return gr, false, nil
+	}
+	defer rr.Release()
+	df, err := w.writeReader(ctx, paced(ctx, rr, dutyCycle))
+	switch {
+	case ctx.Err() != nil:
+		if df != nil {
+			os.Remove(localPath(df.FilePath()))
+		}
+		return gr, false, ctx.Err()
+	case err != nil:
+		t.store.logger.Debug("compacting through iceberg-go", "table", t.name.String(), "reason", err)
+		return gr, false, nil
+	case df.Count() != rows:
+		os.Remove(localPath(df.FilePath()))
+		return gr, false, fmt.Errorf("table: compacting %s: wrote %d rows of %d", t.name, df.Count(), rows)
+	}
+	directCompactions.Add(1)
+	return ictable.CompactionGroupResult{
+		PartitionKey: g.PartitionKey,
+		OldDataFiles: old,
+		NewDataFiles: []iceberg.DataFile{df},
+		BytesBefore:  g.TotalSizeBytes,
+		BytesAfter:   df.FileSizeBytes(),
+	}, true, nil
+}
+
+// compactDirect enables compactGroup; tests turn it off to compare with
+// iceberg-go's compaction. directCompactions counts the groups it
+// rewrote (for tests).
+var (
+	compactDirect     = true
+	directCompactions atomic.Int64
+)
+
+// pacer is a RecordReader that, before each batch after the first,
+// sleeps so that the time since the previous batch was asked for (the
+// reading and the caller's work on it) is dutyCycle of the total.
+type pacer struct {
+	array.RecordReader
+	dutyCycle float64
+	last      time.Time
+	now       func() time.Time
+	sleep     func(time.Duration) bool // false: cancelled
+}
+
+// paced returns rr paced to dutyCycle; rr itself when no pause is wanted.
+func paced(ctx context.Context, rr array.RecordReader, dutyCycle float64) array.RecordReader {
+	if dutyCycle <= 0 || dutyCycle >= 1 {
+		return rr
+	}
+	return &pacer{RecordReader: rr, dutyCycle: dutyCycle, now: time.Now, sleep: func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}}
+}
+
+func (p *pacer) Next() bool {
+	if !p.last.IsZero() {
+		busy := p.now().Sub(p.last)
+		if !p.sleep(time.Duration(float64(busy) * (1 - p.dutyCycle) / p.dutyCycle)) {
+			return false
+		}
+	}
+	p.last = p.now()
+	return p.RecordReader.Next()
 }
 
 // compactHook, when set (by tests), runs between writing a compaction's
@@ -408,18 +538,29 @@ func (t *Table) RemoveOrphans(ctx context.Context, olderThan time.Duration) (int
 	if olderThan < 0 {
 		return 0, fmt.Errorf("table: removing orphan files of %s: negative age %v", t.name, olderThan)
 	}
-	cur, err := t.store.mc.LoadTable(ctx, identifier(t.name))
-	if err != nil {
-		return 0, loadError(t.name, err)
+	deleted := 0
+	for attempt := 1; ; attempt++ {
+		cur, err := t.store.mc.LoadTable(ctx, identifier(t.name))
+		if err != nil {
+			return deleted, loadError(t.name, err)
+		}
+		res, err := cur.DeleteOrphanFiles(ctx, ictable.WithFilesOlderThan(olderThan))
+		deleted += len(res.DeletedFiles)
+		// A writer that lost a commit race deletes the metadata file it
+		// wrote, and the walk may have listed it just before: a file
+		// gone during the walk is no orphan of ours. Walk again, on the
+		// table's state then.
+		if err != nil && errors.Is(err, fs.ErrNotExist) && attempt < 3 {
+			continue
+		}
+		if deleted > 0 {
+			t.store.logger.Info("table orphan files removed", "table", t.name.String(), "files", deleted)
+		}
+		if err != nil {
+			return deleted, fmt.Errorf("table: removing orphan files of %s: %w", t.name, err)
+		}
+		return deleted, nil
 	}
-	res, err := cur.DeleteOrphanFiles(ctx, ictable.WithFilesOlderThan(olderThan))
-	if err != nil {
-		return len(res.DeletedFiles), fmt.Errorf("table: removing orphan files of %s: %w", t.name, err)
-	}
-	if len(res.DeletedFiles) > 0 {
-		t.store.logger.Info("table orphan files removed", "table", t.name.String(), "files", len(res.DeletedFiles))
-	}
-	return len(res.DeletedFiles), nil
 }
 
 // Optimize loads table name and optimizes it, as [Table.Optimize], but

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -132,7 +134,31 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 }
 
 // write writes recs to one new Parquet file and returns its data file.
-func (w *fileWriter) write(ctx context.Context, recs []arrow.RecordBatch) (_ iceberg.DataFile, err error) {
+func (w *fileWriter) write(ctx context.Context, recs []arrow.RecordBatch) (iceberg.DataFile, error) {
+	return w.writeSeq(ctx, slices.Values(recs), len(recs) == 1)
+}
+
+// writeReader writes the batches of rr to one new Parquet file and
+// returns its data file. It does not release rr.
+func (w *fileWriter) writeReader(ctx context.Context, rr array.RecordReader) (iceberg.DataFile, error) {
+	df, err := w.writeSeq(ctx, func(yield func(arrow.RecordBatch) bool) {
+		for rr.Next() && yield(rr.RecordBatch()) {
+		}
+	}, false)
+	if err == nil {
+		err = rr.Err()
+	}
+	if err != nil && df != nil {
+		os.Remove(localPath(df.FilePath()))
+		df = nil
+	}
+	return df, err
+}
+
+// writeSeq writes recs to one new Parquet file and returns its data
+// file. single says recs is one batch: its row groups are then streamed
+// to the file as they are encoded, not buffered.
+func (w *fileWriter) writeSeq(ctx context.Context, recs iter.Seq[arrow.RecordBatch], single bool) (_ iceberg.DataFile, err error) {
 	if err := os.MkdirAll(w.dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -156,7 +182,7 @@ func (w *fileWriter) write(ctx context.Context, recs []arrow.RecordBatch) (_ ice
 		return nil, err
 	}
 	rgBytes := rowGroupBytes(w.props)
-	for _, rec := range recs {
+	for rec := range recs {
 		if rec.NumRows() == 0 {
 			continue
 		}
@@ -171,7 +197,7 @@ func (w *fileWriter) write(ctx context.Context, recs []arrow.RecordBatch) (_ ice
 		// The same columns under the schema with field ids (types equal
 		// but for metadata).
 		frec := array.NewRecordBatch(w.fileSc, rec.Columns(), rec.NumRows())
-		if len(recs) == 1 {
+		if single {
 			// One batch: its row groups go to the file column chunk by
 			// column chunk, page by page, rather than being buffered
 			// whole in memory (on a virtual machine, fresh memory costs
