@@ -75,15 +75,7 @@ func orderedRows(t *testing.T, tbl *Table) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rdr.Release()
-	var rows []string
-	for rdr.Next() {
-		rows = append(rows, jsonRows(t, rdr.RecordBatch())...)
-	}
-	if err := rdr.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return rows
+	return readRows(t, rdr)
 }
 
 // TestPacer checks the compaction's duty cycle on a fake clock: before

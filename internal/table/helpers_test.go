@@ -88,6 +88,15 @@ func recordFromJSON(t testing.TB, sc *arrow.Schema, js string) arrow.RecordBatch
 // rowsOf renders every row of rdr as one JSON line, sorted, and releases rdr.
 func rowsOf(t testing.TB, rdr array.RecordReader) []string {
 	t.Helper()
+	rows := readRows(t, rdr)
+	slices.Sort(rows)
+	return rows
+}
+
+// readRows renders every row of rdr as one JSON line, in order, and
+// releases rdr.
+func readRows(t testing.TB, rdr array.RecordReader) []string {
+	t.Helper()
 	defer rdr.Release()
 	var rows []string
 	for rdr.Next() {
@@ -96,7 +105,6 @@ func rowsOf(t testing.TB, rdr array.RecordReader) []string {
 	if err := rdr.Err(); err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(rows)
 	return rows
 }
 
