@@ -239,7 +239,12 @@ func (c *metaCatalog) CommitTable(ctx context.Context, id ictable.Identifier, re
 	if err := writeMetadata(wfs, loc, copied.Properties(), raw); err != nil {
 		return nil, "", fmt.Errorf("writing metadata of %s.%s: %w", ns, name, err)
 	}
-	res, err := c.db.ExecContext(ctx, c.bind(
+	// The swap is one short statement, run to its end whatever becomes
+	// of ctx: a cancellation that interrupts it leaves no doubt about
+	// whether it landed (an UPDATE that landed but reported an error,
+	// followed by removing its file, left the table pointing at nothing).
+	swapCtx := context.WithoutCancel(ctx)
+	res, err := c.db.ExecContext(swapCtx, c.bind(
 		`UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ?
 		 WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? AND metadata_location = ?`),
 		loc, baseLoc, catalogName, ns, name, baseLoc)
@@ -247,11 +252,21 @@ func (c *metaCatalog) CommitTable(ctx context.Context, id ictable.Identifier, re
 	if err == nil {
 		n, err = res.RowsAffected()
 	}
-	if err != nil || n == 0 {
-		_ = wfs.Remove(loc) // nobody refers to it
-		if err != nil {
-			return nil, "", fmt.Errorf("updating the metadata location of %s.%s: %w", ns, name, err)
+	if err != nil {
+		// Did it land after all? Only a row naming another file makes
+		// ours an orphan; when that cannot be told, the file stays (it
+		// is the table's, or orphan removal's to delete).
+		if cur, lerr := c.location(swapCtx, ns, name); lerr == nil && cur == loc {
+			err, n = nil, 1
+		} else if lerr == nil {
+			_ = wfs.Remove(loc)
 		}
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("updating the metadata location of %s.%s: %w", ns, name, err)
+	}
+	if n == 0 {
+		_ = wfs.Remove(loc) // the row names another file: nobody refers to ours
 		return nil, "", fmt.Errorf("%w: table %s.%s metadata-location moved underneath us", ictable.ErrCommitFailed, ns, name)
 	}
 	key := cacheKey(ns, name)
