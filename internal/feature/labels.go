@@ -20,7 +20,7 @@ import (
 
 // openLabels reads the columns cols of the labels as lp recorded them,
 // after checking that label files are unchanged. The reader's schema holds
-// cols in the labels' order.
+// cols, in an order of its own: look them up by name.
 func (s *Service) openLabels(ctx context.Context, lp LabelsPlan, cols []string) (array.RecordReader, error) {
 	if lp.Table != "" {
 		n, err := ident.Parse(lp.Table)
@@ -43,7 +43,7 @@ func (s *Service) openLabels(ctx context.Context, lp LabelsPlan, cols []string) 
 		case err != nil:
 			return nil, err
 		}
-		return t.ReadFiles(ctx, files, inSchemaOrder(t.ArrowSchema(), cols))
+		return t.ReadFiles(ctx, files, cols)
 	}
 	for _, f := range lp.Files {
 		if err := checkLabelFile(f); err != nil {
@@ -117,34 +117,21 @@ func leafColumns(m *pqarrow.SchemaManifest, cols []string) ([]int, error) {
 		return nil, nil
 	}
 	var leaves []int
-	for _, c := range cols {
-		if !slices.ContainsFunc(m.Fields, func(f pqarrow.SchemaField) bool { return f.Field.Name == c }) {
-			return nil, fmt.Errorf("no column %s", c)
-		}
-	}
+	found := 0
 	for i := range m.Fields {
 		if slices.Contains(cols, m.Fields[i].Field.Name) {
 			leaves = table.AppendLeaves(leaves, &m.Fields[i])
+			found++
+		}
+	}
+	if found < len(cols) {
+		for _, c := range cols {
+			if !slices.ContainsFunc(m.Fields, func(f pqarrow.SchemaField) bool { return f.Field.Name == c }) {
+				return nil, fmt.Errorf("no column %s", c)
+			}
 		}
 	}
 	return leaves, nil
-}
-
-// inSchemaOrder returns cols in the order of sc's fields (names not in sc
-// last, for the reader to refuse).
-func inSchemaOrder(sc *arrow.Schema, cols []string) []string {
-	out := make([]string, 0, len(cols))
-	for _, f := range sc.Fields() {
-		if slices.Contains(cols, f.Name) {
-			out = append(out, f.Name)
-		}
-	}
-	for _, c := range cols {
-		if !slices.Contains(out, c) {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // projectSchema returns sc's fields named in cols, in sc's order.
