@@ -78,7 +78,18 @@ func demoHelp(url, brokerAddr string) string {
 		"  sluice pipeline status " + demo.Pipeline + srv,
 		"  sluice table show " + demo.Silver + " --limit 5" + srv,
 		"  sluice table show " + demo.Revenue + srv + "   # a window appears once it has closed, a minute after its end",
+		"The windowed feature table " + demo.Features + " keeps each customer's orders and spend of the",
+		"last hour, exact as of the moment they are read, in the online store. Serve them as Feast does:",
+		"  sluice feature-table get " + demo.Features + srv,
+		"  curl -s " + url + "/get-online-features -d '" + demoFeatureRequest() + "'",
 		"",
 	}
 	return strings.Join(lines, "\n")
+}
+
+// demoFeatureRequest is a get-online-features request for the demo's
+// features of three regular customers, who have some within a minute.
+func demoFeatureRequest() string {
+	return `{"features": ["` + strings.Join(demo.FeatureNames[:3], `", "`) +
+		`"], "entities": {"customer_id": ["c00000", "c00001", "c00002"]}}`
 }

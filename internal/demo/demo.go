@@ -41,7 +41,34 @@ const (
 	Silver      = "main.demo.orders_silver"
 	Revenue     = "main.demo.product_revenue_5m"
 	TopProducts = "main.demo.top_products"
+
+	// Features is the demo's windowed feature table (FeaturesSpec),
+	// computed from Destination and served online; Regulars are customers
+	// who order often enough to have features within a minute.
+	Features = "main.demo.customer_activity"
+	Regulars = 10
 )
+
+// FeaturesSpec is the demo's windowed feature table: per customer, the
+// orders and spend of the last hour and the products ordered, as of the
+// moment they are read, online.
+const FeaturesSpec = `name: ` + Features + `
+source: ` + Destination + `
+entity: {customer_id: value.customer_id}
+timestamp: value.order_time
+features:
+  - {name: orders_1h,      function: count,          window: 1h}
+  - {name: spend_1h,       function: sum,            column: value.amount, window: 1h}
+  - {name: big_orders_1h,  function: count,          filter: "value.amount >= 400", window: 1h}
+  - {name: products_1h,    function: count_distinct, column: value.product, window: 1h}
+  - {name: last_product,   function: last,           column: value.product}
+ttl: 7d
+online: true
+`
+
+// FeatureNames are the features of FeaturesSpec as the online API names
+// them.
+var FeatureNames = []string{Features + ":orders_1h", Features + ":spend_1h", Features + ":big_orders_1h", Features + ":products_1h", Features + ":last_product"}
 
 // PipelineSQL is the demo pipeline (pipeline.sql): the declarative
 // pipeline of the seeds' orders example over the demo stream.
@@ -93,6 +120,9 @@ func (g *Generator) ContinueAfter(n uint64) { g.seq = n }
 func (g *Generator) Next(now time.Time, key, value []byte) ([]byte, []byte) {
 	g.seq++
 	cust := g.rng.IntN(10_000)
+	if g.rng.IntN(5) == 0 { // a fifth of the orders come from a few regulars
+		cust = g.rng.IntN(Regulars)
+	}
 	key = fmt.Appendf(key, "c%05d", cust)
 	amount := float64(g.rng.IntN(50_000)) / 100
 	value = fmt.Appendf(value, `{"order_id":"o-%012d","customer_id":"c%05d","product":"%s",`, g.seq, cust, products[g.rng.IntN(len(products))])

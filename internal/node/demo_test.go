@@ -95,12 +95,14 @@ func TestUpDemo(t *testing.T) {
 		})
 	}
 	waitDemoRows(u, 1, 1)
-	for _, want := range []string{"sluice pipeline status " + demo.Pipeline, "sluice table show " + demo.Revenue} {
+	for _, want := range []string{"sluice pipeline status " + demo.Pipeline, "sluice table show " + demo.Revenue,
+		"sluice feature-table get " + demo.Features, "/get-online-features -d '{\"features\": [\"" + demo.Features + ":orders_1h\""} {
 		if !strings.Contains(u.out.String(), want) {
 			t.Errorf("the demo help does not show %q:\n%s", want, u.out)
 		}
 	}
 	waitDemoPipeline(t, u)
+	waitDemoFeatures(t, u)
 	first := u.api.MustStream(t, demo.StreamName)
 	u.stop(t)
 	if strings.Contains(u.err.String(), "level=ERROR") {
@@ -211,5 +213,48 @@ func waitDemoPipeline(t *testing.T, u *runningUp) {
 			return tb.Rows > 0 && passed == 3, fmt.Sprintf("%d silver rows, expectations %+v", tb.Rows, d.Expectations)
 		}
 		return false, fmt.Sprintf("no dataset %s in %+v", demo.Silver, info.Datasets)
+	})
+}
+
+// waitDemoFeatures waits until the demo's windowed features of its regular
+// customers are served online, as the demo help shows them: some regular
+// has orders in the last hour, and every served value is consistent (spend
+// only where there are orders, a last product wherever there are orders).
+func waitDemoFeatures(t *testing.T, u *runningUp) {
+	t.Helper()
+	regulars := make([]string, demo.Regulars)
+	for i := range regulars {
+		regulars[i] = fmt.Sprintf("c%05d", i)
+	}
+	sluicetest.Eventually(t, 60*time.Second, "the demo features served online", func() (bool, string) {
+		var resp struct {
+			Metadata struct {
+				FeatureNames []string `json:"feature_names"`
+			} `json:"metadata"`
+			Results feastResults `json:"results"`
+		}
+		err := u.api.Do(t.Context(), "POST", "/get-online-features", map[string]any{
+			"features": demo.FeatureNames,
+			"entities": map[string][]string{"customer_id": regulars},
+		}, http.StatusOK, &resp)
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(resp.Results) != 1+len(demo.FeatureNames) {
+			return false, fmt.Sprintf("%d results for %v", len(resp.Results), resp.Metadata.FeatureNames)
+		}
+		orders, last := resp.Results[1], resp.Results[5]
+		served := 0
+		for i := range regulars {
+			if orders.Statuses[i] != "PRESENT" {
+				continue
+			}
+			n, _ := orders.Values[i].(float64)
+			if n < 1 || last.Values[i] == nil {
+				t.Errorf("customer %s: orders_1h %v with last_product %v", regulars[i], orders.Values[i], last.Values[i])
+			}
+			served++
+		}
+		return served > 0, fmt.Sprintf("orders_1h %v %v", orders.Values, orders.Statuses)
 	})
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/catalog"
 	"github.com/sluice-dev/sluice/internal/demo"
 	"github.com/sluice-dev/sluice/internal/feature"
+	"github.com/sluice-dev/sluice/internal/feature/window"
 	"github.com/sluice-dev/sluice/internal/ident"
 	"github.com/sluice-dev/sluice/internal/ingest"
 	"github.com/sluice-dev/sluice/internal/online"
@@ -251,7 +252,14 @@ func (n *Node) startDemo(ctx, runCtx context.Context) error {
 			"stream_bootstrap", spec.Connection.BootstrapServers, "broker", n.BrokerAddr(),
 			"fix", "start with --broker-addr "+spec.Connection.BootstrapServers+", or `sluice stream delete "+demo.StreamName+"` and restart")
 	}
-	if err := n.startDemoPipeline(ctx); err != nil {
+	if err := n.startDemoPipeline(ctx, demo.Pipeline, demo.PipelineSQL); err != nil {
+		return err
+	}
+	fspec, err := window.ParseSpec([]byte(demo.FeaturesSpec))
+	if err != nil {
+		return fmt.Errorf("the demo feature table: %w", err)
+	}
+	if err := n.startDemoPipeline(ctx, fspec.PipelineName(), fspec.SQL()); err != nil {
 		return err
 	}
 	g := demo.NewGenerator(uint64(time.Now().UnixNano()))
@@ -280,27 +288,28 @@ func (n *Node) startDemo(ctx, runCtx context.Context) error {
 	return nil
 }
 
-// startDemoPipeline creates the demo pipeline over the demo stream's
-// table, owned by "demo", and starts it with trigger continuous. A demo
-// pipeline that exists already is left as it is: Resume has restarted it
-// unless it was stopped. Either way the local user holds ALL on its tables.
-func (n *Node) startDemoPipeline(ctx context.Context) error {
-	name, err := ident.Parse(demo.Pipeline)
+// startDemoPipeline creates a demo pipeline (the orders pipeline, or the
+// one a windowed feature table compiles to) over the demo stream's table,
+// owned by "demo", and starts it with trigger continuous. A demo pipeline
+// that exists already is left as it is: Resume has restarted it unless it
+// was stopped. Either way the local user holds ALL on its tables.
+func (n *Node) startDemoPipeline(ctx context.Context, pname, sql string) error {
+	name, err := ident.Parse(pname)
 	if err != nil {
 		return err
 	}
-	_, err = n.Catalog.GetPipeline(ctx, demo.Pipeline)
+	_, err = n.Catalog.GetPipeline(ctx, pname)
 	created := errors.Is(err, catalog.ErrNotFound)
 	if err != nil && !created {
 		return err
 	}
 	if created {
-		spec := pipeline.Spec{Name: demo.Pipeline, SQL: demo.PipelineSQL, Trigger: "continuous"}
+		spec := pipeline.Spec{Name: pname, SQL: sql, Trigger: "continuous"}
 		if _, err := n.Pipelines.Run(ctx, spec, pipeline.UpdateRequest{}, "demo"); err != nil {
-			return fmt.Errorf("creating the demo pipeline: %w", err)
+			return fmt.Errorf("creating the demo pipeline %s: %w", pname, err)
 		}
 	}
-	g, err := n.Pipelines.Compile(ctx, name, demo.PipelineSQL)
+	g, err := n.Pipelines.Compile(ctx, name, sql)
 	if err != nil {
 		return err
 	}
@@ -314,7 +323,7 @@ func (n *Node) startDemoPipeline(ctx context.Context) error {
 		}
 	}
 	if created {
-		n.logger.Info("demo pipeline created", "pipeline", demo.Pipeline, "trigger", "continuous")
+		n.logger.Info("demo pipeline created", "pipeline", pname, "trigger", "continuous")
 	}
 	return nil
 }
