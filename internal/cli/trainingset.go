@@ -359,6 +359,16 @@ func modelCmd(env Env, g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "model",
 		Short: "Register models against the training sets they were trained on (lineage)",
+		Long: `A model is logged against the training set it was trained on. The training
+set records the feature tables, lookup keys, features and their column names
+(renames and table prefixes included), so serving the model needs no
+feature list: POST /api/v1/serving/NAME/invocations takes the lookup keys
+and returns the features from the online store under the training set's
+column names. See docs/features.md and docs/api.md.`,
+		Example: `  sluice model log main.ml.churn_model --training-set main.ml.churn_train_v1
+  sluice model get main.ml.churn_model
+  curl -s 127.0.0.1:8080/api/v1/serving/main.ml.churn_model/invocations \
+    -d '{"dataframe_records": [{"user_id": "u1"}]}'`,
 	}
 	var ts string
 	logc := &cobra.Command{
@@ -382,10 +392,16 @@ training set (a new version).`,
 	_ = logc.MarkFlagRequired("training-set")
 	var output string
 	get := &cobra.Command{
-		Use:     "get NAME",
-		Short:   "Show a model's training set and the features it needs",
-		Example: "  sluice model get main.ml.churn_model",
-		Args:    cobra.ExactArgs(1),
+		Use:   "get NAME",
+		Short: "Show a model's training set and the features it needs",
+		Long: `Show a model's lineage: the training set it was trained on and, per feature
+table, the lookup key and the features serving it reads. A feature that has
+another name in the training set (a rename, or a table prefix from a clash)
+is shown as "feature as column": serving returns it under that column
+name. With -o json, the API's JSON (docs/api.md).`,
+		Example: `  sluice model get main.ml.churn_model
+  sluice model get main.ml.churn_model -o json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var raw json.RawMessage
 			if err := g.client().getJSON(cmd.Context(), "/api/v1/models/"+args[0], &raw); err != nil {
@@ -410,6 +426,13 @@ training set (a new version).`,
 func printModel(w io.Writer, m feature.Model) {
 	fmt.Fprintf(w, "model %s: training set %s (logged by %s, %s)\n", m.Name, m.TrainingSet, m.Owner, m.CreatedAt.Format(time.RFC3339))
 	for _, f := range m.Features {
-		fmt.Fprintf(w, "  %s by %s: %s\n", f.Table, strings.Join(f.LookupKey, ","), strings.Join(f.Features, ", "))
+		names := make([]string, len(f.Features))
+		for i, feat := range f.Features {
+			names[i] = feat
+			if i < len(f.Columns) && f.Columns[i] != feat {
+				names[i] = feat + " as " + f.Columns[i]
+			}
+		}
+		fmt.Fprintf(w, "  %s by %s: %s\n", f.Table, strings.Join(f.LookupKey, ","), strings.Join(names, ", "))
 	}
 }

@@ -156,8 +156,28 @@ lookups:
 		t.Fatalf("model log against a missing training set: %s", errOut)
 	}
 	code, out, _ = run(t, vars, "", "model", "get", "main.ml.churn_model", "-o", "json")
-	if code != 0 || !strings.Contains(out, `"training_set": "main.ml.churn_v1"`) {
+	if code != 0 || !strings.Contains(out, `"training_set": "main.ml.churn_v1"`) || !strings.Contains(out, `"revenue_1h"`) {
 		t.Fatalf("model get: %s", out)
+	}
+	// A renamed feature is shown with the training set's column name,
+	// the name serving returns it under.
+	renamed := strings.Replace(spec, "    features: [revenue_1h]\n", "    features: [revenue_1h]\n    rename: {revenue_1h: rev}\n", 1)
+	if err := os.WriteFile(filepath.Join(dir, "renamed.yaml"), []byte(renamed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut = run(t, vars, "", "training-set", "create", "-f", "renamed.yaml", "--name", "main.ml.churn_renamed"); code != 0 {
+		t.Fatalf("create renamed: %s %s", out, errOut)
+	}
+	if code, out, errOut = run(t, vars, "", "model", "log", "main.ml.churn_renamed_model", "--training-set", "main.ml.churn_renamed"); code != 0 {
+		t.Fatalf("model log renamed: %s %s", out, errOut)
+	}
+	code, out, _ = run(t, vars, "", "model", "get", "main.ml.churn_renamed_model")
+	if code != 0 || !strings.Contains(out, "main.features.user_activity by user_id: revenue_1h as rev\n") {
+		t.Fatalf("model get with a rename: %s", out)
+	}
+	code, out, _ = run(t, vars, "", "model", "get", "main.ml.churn_renamed_model", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"columns": [`) || !strings.Contains(out, `"rev"`) {
+		t.Fatalf("model get -o json with a rename: %s", out)
 	}
 
 	// The JSON API: written on the server, and the errors.

@@ -205,7 +205,14 @@ type Model struct {
 type ModelFeatures struct {
 	Table     string   `json:"table"`
 	LookupKey []string `json:"lookup_key"`
-	Features  []string `json:"features"`
+	// Features are the table's columns read.
+	Features []string `json:"features"`
+	// Columns are the names Features have in the training set, in the
+	// same order (its LookupPlan.Columns): a rename, or the table prefix
+	// a clash with a label column or another lookup's feature gave. A
+	// model is served its features under these names, so serving and
+	// training agree.
+	Columns []string `json:"columns"`
 }
 
 // LogModel records that model name was trained on training set ts (the
@@ -224,7 +231,8 @@ func (s *Service) LogModel(ctx context.Context, name, ts, owner string) (Model, 
 	return s.GetModel(ctx, name)
 }
 
-// GetModel returns model name with its training set's features.
+// GetModel returns model name with its training set's features and their
+// names in the training set, as its recorded plan has them.
 func (s *Service) GetModel(ctx context.Context, name string) (Model, error) {
 	rec, err := s.cat.GetModel(ctx, name)
 	if errors.Is(err, catalog.ErrNotFound) {
@@ -239,7 +247,7 @@ func (s *Service) GetModel(ctx context.Context, name string) (Model, error) {
 		return m, nil // the training set was deleted: the lineage keeps its name
 	}
 	for _, l := range ts.Plan.Lookups {
-		m.Features = append(m.Features, ModelFeatures{Table: l.Table, LookupKey: l.LookupKey, Features: l.Features})
+		m.Features = append(m.Features, ModelFeatures{Table: l.Table, LookupKey: l.LookupKey, Features: l.Features, Columns: l.Columns})
 	}
 	return m, nil
 }

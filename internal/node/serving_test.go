@@ -3,10 +3,16 @@ package node_test
 import (
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/sluice-dev/sluice/internal/feature"
 	"github.com/sluice-dev/sluice/internal/server"
 	"github.com/sluice-dev/sluice/internal/testutil/sluicetest"
 )
@@ -171,4 +177,122 @@ SELECT value.user_id AS user_id, value.ts AS ts, value.platform AS platform FROM
 	if err := api.Do(sluicetest.Context(t), "POST", "/api/v1/feature-tables/main.f.user_latest/sync", nil, 200, &st); err != nil || st.Rows != 0 {
 		t.Fatalf("sync after the pipeline's: %+v, %v", st, err)
 	}
+}
+
+// TestOnlineServingTrainingSetNames checks that a logged model is served
+// its features under exactly the column names of its training set's
+// Parquet file: a lookup's rename (account_age_days → age), the table
+// prefix a clash with a label column gives (platform →
+// user_profile__platform), and the prefix a clash between two lookups
+// gives (tier). Names derived again at serving time would differ, and a
+// model served online would see other columns than it was trained on.
+func TestOnlineServingTrainingSetNames(t *testing.T) {
+	n := sluicetest.StartNode(t)
+	ctx := sluicetest.Context(t)
+	api := sluicetest.NewClient(n.URL(), "alice")
+	dir := t.TempDir()
+
+	createAndWrite := func(spec map[string]any, rows string) {
+		t.Helper()
+		if err := api.Do(ctx, "POST", "/api/v1/feature-tables", spec, 201, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := api.Do(ctx, "POST", "/api/v1/feature-tables/"+spec["name"].(string)+"/rows", map[string]any{"rows": jsonRaw(rows)}, 200, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	createAndWrite(map[string]any{"name": "main.features.user_profile", "primary_keys": []string{"user_id"}, "online": true,
+		"schema": "user_id STRING, account_age_days BIGINT, platform STRING, tier STRING"},
+		`[{"user_id":"u1","account_age_days":11,"platform":"ios","tier":"pro"},{"user_id":"u2","account_age_days":20,"platform":"web","tier":"free"}]`)
+	createAndWrite(map[string]any{"name": "main.features.user_activity", "primary_keys": []string{"user_id"}, "online": true,
+		"schema": "user_id STRING, revenue_1h DOUBLE, tier STRING"},
+		`[{"user_id":"u1","revenue_1h":7.5,"tier":"gold"}]`)
+	createAndWrite(map[string]any{"name": "main.ml.churn_labels", "primary_keys": []string{"user_id", "event_ts"}, "timestamp_key": "event_ts",
+		"schema": "user_id STRING, event_ts TIMESTAMP, churn_label BIGINT, platform STRING"},
+		`[{"user_id":"u1","event_ts":"2026-11-23T10:00:00Z","churn_label":1,"platform":"android"},{"user_id":"u2","event_ts":"2026-11-23T11:00:00Z","churn_label":0,"platform":"web"}]`)
+
+	out := filepath.Join(dir, "train.parquet")
+	tsReq := map[string]any{"name": "main.ml.churn_train", "output_path": out, "spec": map[string]any{
+		"labels": "main.ml.churn_labels", "timestamp_column": "event_ts", "label": "churn_label",
+		"lookups": []map[string]any{
+			{"table": "main.features.user_profile", "lookup_key": "user_id", "features": []string{"account_age_days", "platform", "tier"},
+				"rename": map[string]string{"account_age_days": "age"}},
+			{"table": "main.features.user_activity", "lookup_key": "user_id", "features": []string{"revenue_1h", "tier"}},
+		},
+	}}
+	var tsResp server.TrainingSetResponse
+	if err := api.Do(ctx, "POST", "/api/v1/training-sets", tsReq, 201, &tsResp); err != nil {
+		t.Fatal(err)
+	}
+	cols := parquetColumns(t, out)
+	labels := tsResp.TrainingSet.Plan.LabelColumns
+	if want := []string{"user_id", "event_ts", "churn_label", "platform", "age", "user_profile__platform", "user_profile__tier", "revenue_1h", "user_activity__tier"}; !slices.Equal(cols, want) {
+		t.Fatalf("training set columns %v, want %v", cols, want)
+	}
+	if !slices.Equal(cols[:len(labels)], labels) {
+		t.Fatalf("training set columns %v do not start with its label columns %v", cols, labels)
+	}
+
+	if err := api.Do(ctx, "POST", "/api/v1/models", map[string]any{"name": "main.ml.churn_model", "training_set": "main.ml.churn_train"}, 201, nil); err != nil {
+		t.Fatal(err)
+	}
+	var model feature.Model
+	if err := api.Do(ctx, "GET", "/api/v1/models/main.ml.churn_model", nil, 200, &model); err != nil {
+		t.Fatal(err)
+	}
+	var modelCols []string
+	for _, mf := range model.Features {
+		modelCols = append(modelCols, mf.Columns...)
+	}
+	if !slices.Equal(modelCols, cols[len(labels):]) {
+		t.Fatalf("model columns %v, want the training set's feature columns %v", modelCols, cols[len(labels):])
+	}
+
+	var inv server.InvocationsResponse
+	if err := api.Do(ctx, "POST", "/api/v1/serving/main.ml.churn_model/invocations",
+		map[string]any{"dataframe_records": []map[string]any{{"user_id": "u1"}, {"user_id": "u2"}, {"user_id": "nobody"}}}, 200, &inv); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]string{"user_id"}, cols[len(labels):]...) // the record's key, then the features
+	slices.Sort(want)
+	for i, o := range inv.Outputs {
+		var got []string
+		for k := range o {
+			got = append(got, k)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("invocation output %d has the names %v, want the training set's %v", i, got, want)
+		}
+	}
+	if got, want := fmt.Sprint(inv.Outputs), fmt.Sprint([]map[string]any{
+		{"age": 11.0, "revenue_1h": 7.5, "user_activity__tier": "gold", "user_id": "u1", "user_profile__platform": "ios", "user_profile__tier": "pro"},
+		{"age": 20.0, "revenue_1h": nil, "user_activity__tier": nil, "user_id": "u2", "user_profile__platform": "web", "user_profile__tier": "free"},
+		{"age": nil, "revenue_1h": nil, "user_activity__tier": nil, "user_id": "nobody", "user_profile__platform": nil, "user_profile__tier": nil},
+	}); got != want {
+		t.Fatalf("invocations:\n got %s\nwant %s", got, want)
+	}
+}
+
+// parquetColumns returns the top-level column names of Parquet file path.
+func parquetColumns(t *testing.T, path string) []string {
+	t.Helper()
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := fr.Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range sc.Fields() {
+		out = append(out, f.Name)
+	}
+	return out
 }

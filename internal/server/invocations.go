@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -19,9 +20,9 @@ type InvocationsRequest struct {
 }
 
 // InvocationsResponse holds, per record, the record's fields and the
-// features the model was trained on, read from the online store. A
-// feature whose table has no row for the entity (or whose row is past
-// the TTL) is null.
+// features the model was trained on, read from the online store, named
+// as the columns of the model's training set. A feature whose table has
+// no row for the entity (or whose row is past the TTL) is null.
 type InvocationsResponse struct {
 	Outputs []map[string]any `json:"outputs"`
 }
@@ -53,16 +54,15 @@ func (a *API) invocations(w http.ResponseWriter, r *http.Request) {
 			out[i][k] = v
 		}
 	}
-	// Output names: the feature's name, prefixed with its table's last
-	// name part where two tables give the same name (as training sets do).
-	count := map[string]int{}
-	for _, mf := range m.Features {
-		for _, f := range mf.Features {
-			count[f]++
-		}
-	}
+	// Output names are the training set's column names (mf.Columns, from
+	// its recorded plan: renames and clash prefixes included), never
+	// derived again here: the model sees the names it was trained on.
 	now := time.Now()
 	for _, mf := range m.Features {
+		if len(mf.Columns) != len(mf.Features) {
+			writeError(w, fmt.Errorf("model %s: training set %s records %d column name(s) for the %d feature(s) of %s", m.Name, m.TrainingSet, len(mf.Columns), len(mf.Features), mf.Table))
+			return
+		}
 		n, err := ident.Parse(mf.Table)
 		if err != nil {
 			writeError(w, err)
@@ -101,11 +101,7 @@ func (a *API) invocations(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for i := range keys {
-			for fi, f := range mf.Features {
-				name := f
-				if count[f] > 1 {
-					name = n.Object + "__" + f
-				}
+			for fi, name := range mf.Columns {
 				out[i][name] = onlineJSON(res[i].Values[fi])
 			}
 		}
