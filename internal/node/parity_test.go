@@ -24,7 +24,9 @@ import (
 // TestOnlineOfflineParity checks sluice's central promise on randomized
 // event streams: for any entity and time, the value served online equals
 // the value a training set holds for that entity at that time. Events
-// arrive in event-time order in chunks; after each chunk is committed and
+// arrive in chunks, some late (out of event-time order) and some tying an
+// earlier event's key and time (the row written last wins, online and in
+// training sets); after each chunk is committed and
 // synced, the online store is read "at" a time t (at or after the last
 // event, sometimes past the TTL). A training set is then built with one
 // label row per (entity, t), over the same feature table, and each value
@@ -69,13 +71,33 @@ func parity(t *testing.T, seed uint64) {
 		revenue        float64
 	}
 	var events []event
+	lastRead, firstSinceRead := clock, 0 // the last read, and the first event after it
+	ties, late := 0, 0
 	for chunk := range 12 {
 		b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
 		for range 1 + rng.IntN(15) {
-			clock = clock.Add(time.Duration(1+rng.IntN(600)) * time.Second)
-			ev := event{user: users[rng.IntN(len(users))], at: clock, revenue: float64(rng.IntN(10000)) / 100}
+			ev := event{user: users[rng.IntN(len(users))], revenue: float64(rng.IntN(10000)) / 100}
+			// Events may come late, out of event-time order, and tie,
+			// but none happened before the last read: what the online
+			// store served at a time is all that had happened by then.
+			switch r := rng.IntN(10); {
+			case r == 0 && len(events) > firstSinceRead:
+				// A tie: another row for the time of an event since
+				// the last read, written later, which wins in both.
+				e := events[firstSinceRead+rng.IntN(len(events)-firstSinceRead)]
+				ev.user, ev.at = e.user, e.at
+				ties++
+			case r <= 3 && clock.After(lastRead):
+				// A late event: before rows already synced, after the
+				// last read.
+				ev.at = lastRead.Add(time.Duration(1+rng.Int64N(int64(clock.Sub(lastRead))/1e6)) * time.Millisecond)
+				late++
+			default:
+				clock = clock.Add(time.Duration(1+rng.IntN(600)) * time.Second)
+				ev.at = clock
+			}
 			b.Field(0).(*array.StringBuilder).Append(ev.user)
-			b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(clock.UnixMicro()))
+			b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(ev.at.UnixMicro()))
 			b.Field(2).(*array.Float64Builder).Append(ev.revenue)
 			if rng.IntN(10) == 0 {
 				b.Field(3).AppendNull()
@@ -115,7 +137,7 @@ func parity(t *testing.T, seed uint64) {
 		}
 		// Time moves on to the read: later events happen after it, as
 		// they would in production (online serves what has happened).
-		clock = at
+		clock, lastRead, firstSinceRead = at, at, len(events)
 		for i, u := range users {
 			v := "-"
 			if r := res[i]; r.Statuses[0] == online.Present {
@@ -182,21 +204,24 @@ func parity(t *testing.T, seed uint64) {
 	if got != len(served) {
 		t.Fatalf("the training set has %d rows for %d labels", got, len(served))
 	}
-	// A brute-force oracle, to say which side is wrong on a mismatch.
+	// A brute-force oracle, to say which side is wrong on a mismatch: the
+	// user's newest event at or before at (of equal times, the one
+	// written last), if within the TTL.
 	truth := func(user string, at time.Time) string {
-		v := "-"
-		for _, e := range events {
-			if e.user == user && !e.at.After(at) && at.Sub(e.at) <= ttl {
-				v = fmt.Sprintf("%v/%s", e.revenue, e.platform)
-			} else if e.user == user && !e.at.After(at) {
-				v = "-"
+		best := -1
+		for i, e := range events {
+			if e.user == user && !e.at.After(at) && (best < 0 || !e.at.Before(events[best].at)) {
+				best = i
 			}
 		}
-		return v
+		if best < 0 || at.Sub(events[best].at) > ttl {
+			return "-"
+		}
+		return fmt.Sprintf("%v/%s", events[best].revenue, events[best].platform)
 	}
 	present, missing := 0, 0
 	for i, o := range served {
-		if offline[i] != o.value {
+		if want := truth(o.user, o.at); offline[i] != want || o.value != want {
 			t.Errorf("%s at %s: online served %s, the training set holds %s, the oracle says %s", o.user, o.at.Format(time.RFC3339), o.value, offline[i], truth(o.user, o.at))
 		}
 		if o.value == "-" {
@@ -208,7 +233,7 @@ func parity(t *testing.T, seed uint64) {
 	if present == 0 || missing == 0 {
 		t.Fatalf("a weak run: %d present and %d missing values", present, missing)
 	}
-	t.Logf("%d reads compared: %d values, %d misses (expired or unseen)", len(served), present, missing)
+	t.Logf("%d reads compared: %d values, %d misses (expired or unseen); %d events, %d late, %d ties", len(served), present, missing, len(events), late, ties)
 }
 
 // writeParquet writes rec to a new Parquet file at path.
