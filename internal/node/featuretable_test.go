@@ -27,6 +27,8 @@ func TestPlainFeatureTable(t *testing.T) {
 		{map[string]any{"name": "main.features.p", "primary_keys": []string{"uid"}, "schema": "user_id STRING, tier STRING"}, `primary key "uid" is not a column`},
 		{map[string]any{"name": "main.features.p", "primary_keys": []string{"user_id"}, "timestamp_key": "tier", "schema": "user_id STRING, tier STRING"}, "must be a TIMESTAMP or DATE"},
 		{map[string]any{"name": "p", "primary_keys": []string{"user_id"}, "schema": "user_id STRING, tier STRING"}, "three-part"},
+		{map[string]any{"name": "main.features.p", "primary_keys": []string{"user_id"}, "schema": "user_id STRING, tier STRING", "ttl": "7d"},
+			"main.features.p: ttl needs a timestamp key: set timestamp_key"},
 	} {
 		var out map[string]any
 		if err := api.Do(ctx, "POST", "/api/v1/feature-tables", c.spec, 400, &out); err != nil {

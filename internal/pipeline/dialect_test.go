@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sluice-dev/sluice/internal/publish"
 )
 
 // TestDialect runs queries that exercise the dialect's corners over the
@@ -104,5 +106,14 @@ FROM STREAM(orders_ingestion);`)
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// The second round replaced a row: an overwrite that the online sync
+	// may apply without clearing the table's online rows first.
+	tbl, err := e.store.Load(e.ctx, e.name("main.demo.features"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := tbl.SnapshotProperties(); p[publish.PropMerge] != "true" {
+		t.Errorf("the merge's snapshot properties %v lack %s=true", p, publish.PropMerge)
 	}
 }

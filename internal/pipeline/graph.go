@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/sluice-dev/sluice/internal/ident"
+	"github.com/sluice-dev/sluice/internal/publish"
 	"github.com/sluice-dev/sluice/internal/sql"
 )
 
@@ -243,6 +244,16 @@ func (g *Graph) newDataset(c *sql.CreateStmt) (*Dataset, error) {
 		case *sql.ColumnDef:
 			// Declared columns are checked against the query's output
 			// when the dataset is planned.
+		}
+	}
+	if d.PrimaryKey != nil && d.TimeSeries == "" {
+		// A TTL is measured from the timestamp key; a training set
+		// ignores it without one, so the online store must not have it.
+		for _, p := range c.Properties {
+			if p.Key == publish.PropTTL || p.Key == "ttl" {
+				return nil, &Error{Dataset: d.Key(), Pos: p.Start, Msg: fmt.Sprintf("%v: declare one with TIMESERIES, PRIMARY KEY (%s, ts TIMESERIES), or drop ttl",
+					publish.ErrTTLWithoutTimeKey, strings.Join(d.PrimaryKey, ", "))}
+			}
 		}
 	}
 	if d.Kind == sql.TemporaryView && (len(d.Expectations) > 0 || d.PrimaryKey != nil) {

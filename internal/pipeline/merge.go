@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -9,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/sluice-dev/sluice/internal/expr"
+	"github.com/sluice-dev/sluice/internal/publish"
 	"github.com/sluice-dev/sluice/internal/table"
 )
 
@@ -136,5 +138,12 @@ func mergeRows(ctx context.Context, x *execCtx, tbl *table.Table, keys []string,
 	if err := rdr.Err(); err != nil {
 		return err
 	}
+	// The online sync applies a merge without clearing the table's online
+	// rows first (publish.PropMerge).
+	props = maps.Clone(props)
+	if props == nil {
+		props = map[string]string{}
+	}
+	props[publish.PropMerge] = "true"
 	return tbl.Overwrite(ctx, append(kept, fresh...), props)
 }

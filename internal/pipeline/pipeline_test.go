@@ -282,6 +282,9 @@ func TestCompileErrors(t *testing.T) {
 		{`CREATE STREAMING TABLE a AS SELECT key FROM STREAM(orders_ingestion) WHERE count(*) > 1;`, "aggregate function count is not allowed in WHERE"},
 		{`CREATE STREAMING TABLE a AS SELECT key FROM STREAM(orders_ingestion)
 WHERE`, "line 2, column 6"},
+		{`CREATE STREAMING TABLE a (PRIMARY KEY (key)) TBLPROPERTIES ('online' = 'true', 'ttl' = '7d') AS SELECT key, value.amount AS amount FROM STREAM(orders_ingestion);`,
+			"line 1, column 80: main.demo.a: ttl needs a timestamp key: declare one with TIMESERIES, PRIMARY KEY (key, ts TIMESERIES), or drop ttl"},
+		{`CREATE STREAMING TABLE a (PRIMARY KEY (key)) TBLPROPERTIES ('sluice.ttl' = '7d') AS SELECT key, value.amount AS amount FROM STREAM(orders_ingestion);`, "ttl needs a timestamp key"},
 	} {
 		_, err := m.Compile(e.ctx, e.name("main.demo.p"), tc.sql)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -10,7 +10,8 @@
 // Sync is at least once: a crash after writing and before recording the
 // position rewrites the same rows next time, which the online store's
 // newest-wins rule makes harmless. When the table was rewritten (a merge
-// that replaced rows, a full refresh), Sync republishes the whole table.
+// that replaced rows, a full refresh), Sync clears the table's online
+// rows and republishes the whole table.
 package publish
 
 import (
@@ -36,7 +37,13 @@ const (
 	PropPrimaryKey = "sluice.primary_key"    // comma-separated key columns (the timestamp key included)
 	PropTimeKey    = "sluice.timeseries_key" // the timestamp key column, if any
 	PropTTL        = "sluice.ttl"            // how long a row stays valid online, e.g. 7d
-	PropOnline     = "online"                // "true": publish continuously
+	// PropMerge, "true" in the summary of a snapshot that overwrote the
+	// table to merge rows on its primary key, says that the rewrite only
+	// replaced rows by rows of the same key and a timestamp as new or
+	// newer: the online store's newest-wins writes apply it without being
+	// cleared first (see [Publisher.Sync]).
+	PropMerge  = "sluice.merge"
+	PropOnline = "online" // "true": publish continuously
 )
 
 // reader is the name Sync registers under as a reader of a table.
@@ -44,6 +51,13 @@ const reader = "online"
 
 // ErrNotFeatureTable is returned for a table without primary keys.
 var ErrNotFeatureTable = errors.New("publish: not a feature table")
+
+// ErrTTLWithoutTimeKey is wrapped by the error for a feature table
+// declared with a TTL but no timestamp key ([TableSpec.Validate]; the
+// pipeline compiler refuses the same in SQL). A TTL is measured from a
+// row's timestamp key, so without one it has nothing to measure, and a
+// training set could not apply it as the online store would.
+var ErrTTLWithoutTimeKey = errors.New("ttl needs a timestamp key")
 
 // FeatureTable is a feature table's shape, from its properties and schema.
 type FeatureTable struct {
@@ -55,8 +69,11 @@ type FeatureTable struct {
 	TimeKey string
 	// Features are the other columns.
 	Features []string
-	TTL      time.Duration
-	Online   bool
+	// TTL is how long a row stays valid after its timestamp key; zero for
+	// none. It is always zero for a plain feature table without a
+	// timestamp key (see [Describe]).
+	TTL    time.Duration
+	Online bool
 	// Window, for a windowed feature table (docs/features.md), says how
 	// its feature log aggregates; nil for a plain feature table.
 	Window *window.Def
@@ -68,6 +85,11 @@ func (ft FeatureTable) OnlineTable() online.Table {
 }
 
 // Describe reads the feature-table properties of t.
+//
+// A plain feature table without a timestamp key has no TTL online, even if
+// it has the property (tables declared before such a TTL was refused): a
+// training set applies the TTL only to tables with a timestamp key
+// (internal/feature), and online values must equal training values.
 func Describe(t *table.Table) (FeatureTable, error) {
 	props := t.Properties()
 	ft := FeatureTable{Name: t.Name(), TimeKey: props[PropTimeKey], Online: strings.EqualFold(props[PropOnline], "true")}
@@ -96,6 +118,9 @@ func Describe(t *table.Table) (FeatureTable, error) {
 	}
 	if len(ft.Keys) == 0 {
 		return ft, fmt.Errorf("%w: %s: the primary key holds only the timestamp key %s", ErrNotFeatureTable, t.Name(), ft.TimeKey)
+	}
+	if ft.TimeKey == "" {
+		ft.TTL = 0
 	}
 	for _, f := range t.ArrowSchema().Fields() {
 		if !inKey[f.Name] {
@@ -212,7 +237,17 @@ func (p *Publisher) lock(name string) *sync.Mutex {
 	return l
 }
 
-// Sync publishes the rows table name gained since its last sync.
+// Sync publishes the rows table name gained since its last sync. A full
+// sync (the table's first, or after a rewrite: a full refresh, an
+// overwrite, or expired history) first clears the table's online rows and
+// then writes the whole table, so that the online store holds exactly the
+// table's rows: entities the table lost are gone and rows that moved to an
+// older timestamp replace the newer ones. Until it finishes, reads of the
+// table may find fewer rows. A rewrite that only merged rows on the
+// primary key ([PropMerge]) loses no entity and moves no row back in time:
+// its full sync writes the whole table over the online rows without
+// clearing them, so reads never miss. If a sync fails part way, the next
+// one is full again.
 func (p *Publisher) Sync(ctx context.Context, name ident.Name) (Stats, error) {
 	l := p.lock(name.String())
 	l.Lock()
@@ -231,8 +266,12 @@ func (p *Publisher) Sync(ctx context.Context, name ident.Name) (Stats, error) {
 		return st, err
 	}
 	ch, err := t.Changes(ctx, from, table.ChangesOptions{})
+	clear := from == 0
 	if errors.Is(err, table.ErrRewritten) || errors.Is(err, table.ErrHistoryExpired) {
-		st.Full = true
+		st.Full, clear = true, true
+		if errors.Is(err, table.ErrRewritten) {
+			clear = !onlyMerges(t, from)
+		}
 		ch, err = t.Changes(ctx, 0, table.ChangesOptions{})
 	}
 	if err != nil {
@@ -247,6 +286,16 @@ func (p *Publisher) Sync(ctx context.Context, name ident.Name) (Stats, error) {
 	}
 	if ft.Window != nil {
 		return p.syncWindowed(ctx, t, ft, ch, st)
+	}
+	if clear {
+		// The table may have lost entities or moved rows to older
+		// timestamps, which newest-wins writes cannot undo: start empty.
+		// Merges on the primary key do neither, and a table that many
+		// writers update by merges would otherwise read as empty after
+		// each of them, until the full sync is done.
+		if err := p.store.DeleteTable(ctx, name.String()); err != nil {
+			return st, fmt.Errorf("syncing %s: clearing its online rows: %w", name, err)
+		}
 	}
 	cols := append(append(append([]string{}, ft.Keys...), ft.Features...), ft.TimeKey)
 	if ft.TimeKey == "" {
@@ -276,6 +325,21 @@ func (p *Publisher) Sync(ctx context.Context, name ident.Name) (Stats, error) {
 	}
 	p.logger.Debug("feature table synced", "table", name.String(), "rows", st.Rows, "full", st.Full)
 	return st, nil
+}
+
+// onlyMerges reports whether every snapshot of t after from that rewrote
+// rows was a merge on the primary key ([PropMerge]).
+func onlyMerges(t *table.Table, from int64) bool {
+	rw, err := t.Rewrites(from)
+	if err != nil || len(rw) == 0 {
+		return false
+	}
+	for _, props := range rw {
+		if props[PropMerge] != "true" {
+			return false
+		}
+	}
+	return true
 }
 
 // toRows converts a batch of [keys..., features..., timekey] to online

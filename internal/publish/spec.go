@@ -107,6 +107,9 @@ func (s *TableSpec) Validate() (*arrow.Schema, error) {
 		if _, err := ParseDuration(s.TTL); err != nil {
 			return nil, bad("ttl: %v", err)
 		}
+		if s.TimestampKey == "" {
+			return nil, fmt.Errorf("%w: %s: %w: set timestamp_key to a TIMESTAMP or DATE column, or drop ttl", ErrInvalidSpec, s.Name, ErrTTLWithoutTimeKey)
+		}
 	}
 	return sc, nil
 }

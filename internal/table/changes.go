@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -441,4 +442,29 @@ func (r *fileReader) expandSelected(rec arrow.RecordBatch) (arrow.RecordBatch, e
 		cols[i] = c
 	}
 	return array.NewRecordBatch(r.schema, cols, int64(n)), nil
+}
+
+// Rewrites returns the summary properties of the snapshots after from, up
+// to the handle's current one, that deleted or overwrote rows (those that
+// make [Table.Changes] fail with [ErrRewritten]), oldest first. A from
+// that is no longer in the current snapshot's history fails with
+// [ErrHistoryExpired].
+func (t *Table) Rewrites(from int64) ([]map[string]string, error) {
+	var out []map[string]string
+	for s := t.tbl.CurrentSnapshot(); s != nil && s.SnapshotID != from; {
+		if s.Summary != nil && s.Summary.Operation != ictable.OpAppend && s.Summary.Operation != ictable.OpReplace {
+			out = append(out, maps.Clone(map[string]string(s.Summary.Properties)))
+		}
+		if s.ParentSnapshotID == nil {
+			if from == 0 {
+				break
+			}
+			return nil, fmt.Errorf("%w: %s no longer holds snapshot %d", ErrHistoryExpired, t.name, from)
+		}
+		if s = t.tbl.SnapshotByID(*s.ParentSnapshotID); s == nil {
+			return nil, fmt.Errorf("%w: %s no longer holds snapshot %d", ErrHistoryExpired, t.name, from)
+		}
+	}
+	slices.Reverse(out)
+	return out, nil
 }
