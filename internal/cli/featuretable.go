@@ -85,10 +85,36 @@ are synced to the online store as their pipeline commits; sync publishes any
 feature table on demand. Serve features with POST /get-online-features (docs/api.md).`,
 	}
 	sync := &cobra.Command{
-		Use:     "sync NAME",
-		Short:   "Publish the rows a feature table gained since its last sync to the online store",
-		Example: "  sluice feature-table sync main.features.user_activity",
-		Args:    cobra.ExactArgs(1),
+		Use:   "sync NAME",
+		Short: "Publish the rows a feature table gained since its last sync to the online store",
+		Long: `Publish to the online store (embedded, or Redis with "sluice up --online")
+the rows a feature table gained since its last sync. After a rewrite of the
+table (a full refresh, an overwrite, a merge that replaced rows, or expired
+history) the sync is full: it clears the table's online rows and writes the
+whole table.
+
+Online tables already sync after every pipeline commit: a table marked online
+(TBLPROPERTIES ('online' = 'true'), "online: true" in a spec, or "sluice
+feature-table publish") is synced by its pipeline each time it commits, and
+"sluice feature-table write" syncs it before it returns. sync is the triggered
+(on-demand) sync, for the rest:
+  - a feature table that is not marked online, or was written outside a
+    pipeline (e.g. by "sluice feature-table write" before it was published);
+  - catching up after an online sync failed, e.g. while the online store was
+    unreachable: the pipeline's commit stands but its round fails, and sync
+    publishes what that sync missed.
+It does not mark the table online (publish does). Running it when nothing is
+new writes 0 rows.
+
+sync keeps its position with the table, not in the online store, so it does
+not notice an online store that was emptied or replaced (FLUSHDB, another
+--online URL) and writes nothing new. A full refresh of the pipeline that
+writes the table ("sluice pipeline update PIPELINE --full-refresh TABLE")
+makes the next sync full.`,
+		Example: `  sluice feature-table sync main.features.user_profile
+  # synced main.features.user_profile online: 2 rows written (new rows, up to snapshot 4)
+  sluice feature-table sync main.features.user_activity --server http://10.0.0.5:8080`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var st struct {
 				Table    string `json:"table"`
@@ -108,10 +134,22 @@ feature table on demand. Serve features with POST /get-online-features (docs/api
 		},
 	}
 	publishCmd := &cobra.Command{
-		Use:     "publish NAME",
-		Short:   "Mark a feature table online and sync it; its pipeline then keeps it synced",
-		Example: "  sluice feature-table publish main.features.user_activity",
-		Args:    cobra.ExactArgs(1),
+		Use:   "publish NAME",
+		Short: "Mark a feature table online and sync it; its pipeline then keeps it synced",
+		Long: `Mark a feature table online (the table property online = true) and sync it
+to the online store at once, as "sluice feature-table sync" does. From then on
+the pipeline that writes the table syncs it after every commit, and "sluice
+feature-table write" syncs it before it returns, as if it had been declared
+with TBLPROPERTIES ('online' = 'true') or "online: true". Its features are then
+served by POST /get-online-features and by the serving endpoints of models
+trained on it (docs/api.md, "Online features").
+
+Publishing a table that is already online only syncs it. The first sync of a
+table writes all of it.`,
+		Example: `  sluice feature-table publish main.features.user_activity
+  # published main.features.user_activity online: 1250 rows written; its pipeline now syncs it after every commit
+  curl -s localhost:8080/get-online-features -d '{"features": ["main.features.user_activity:revenue_1h"], "entities": {"user_id": ["u1"]}}'`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var st struct {
 				Table string `json:"table"`
@@ -189,10 +227,21 @@ table that takes rows with "sluice feature-table write", merged on the keys.`,
 	create.Flags().StringVarP(&file, "file", "f", "", "the spec, YAML or JSON (- for stdin)")
 	var showSQL bool
 	get := &cobra.Command{
-		Use:     "get NAME",
-		Short:   "Describe a feature table: keys, features, windows and the pipeline that writes it",
-		Example: "  sluice feature-table get main.features.user_activity --sql",
-		Args:    cobra.ExactArgs(1),
+		Use:   "get NAME",
+		Short: "Describe a feature table: keys, features, windows and the pipeline that writes it",
+		Long: `Describe a feature table: its entity keys, its timestamp key ("event time"),
+its TTL, whether it is online, and its features, one a line. For a windowed
+feature table (docs/features.md) each feature shows its function and window
+and the step its window start moves in, and the last line names the pipeline
+that writes the table's feature log, with its state. --sql also prints that
+pipeline's SQL, generated from the spec. A table without a PRIMARY KEY is not
+a feature table: get says so (use "sluice table show" for it).`,
+		Example: `  sluice feature-table get main.features.user_profile
+  # feature table main.features.user_profile: keys (user_id), online true
+  #   account_age_days
+  #   subscription_tier
+  sluice feature-table get main.features.user_activity --sql`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var info featureTableInfo
 			if _, err := g.callNamed(cmd, http.MethodGet, "/api/v1/feature-tables", args[0], "", &info); err != nil {

@@ -56,7 +56,7 @@ tables say they stopped. Stop with Ctrl-C: streams commit what they read.`,
 	f.StringVar(&o.HTTPAddr, "http", "127.0.0.1:8080", "REST API listen address")
 	f.BoolVar(&o.Demo, "demo", false, "create a demo stream of order events and a pipeline over it, and feed it")
 	f.Float64Var(&o.DemoRate, "demo-rate", 20, "demo events per second")
-	f.StringVar(&o.Online, "online", "", "online feature store: empty for the embedded store in the data directory, or a redis://host:port URL")
+	f.StringVar(&o.Online, "online", "", "online feature store: empty for the embedded store in the data directory, or a Redis URL, e.g. redis://10.0.0.5:6379/0 or rediss://user:pass@host:6380 (docs/api.md)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }
