@@ -344,7 +344,7 @@ func TestHelp(t *testing.T) {
 			"cat orders.json | sluice stream create -f -", "-f, --file", "docs/streams.md"}},
 		"table show": {[]string{"table", "show", "--help"}, []string{"Examples:", "--format csv", "--limit"}},
 		"feature-table sync": {[]string{"feature-table", "sync", "--help"}, []string{"Examples:", "sluice feature-table sync main.features.user_profile",
-			"already sync after every pipeline commit", "triggered\n(on-demand) sync", "written outside a\n    pipeline", "--full-refresh"}},
+			"already sync after every pipeline commit", "triggered\n(on-demand) sync", "written outside a\n    pipeline", "--full"}},
 		"feature-table publish": {[]string{"feature-table", "publish", "--help"}, []string{"Examples:", "sluice feature-table publish main.features.user_activity",
 			"online = true", "after every commit", "/get-online-features"}},
 		"feature-table get": {[]string{"feature-table", "get", "--help"}, []string{"Examples:", "sluice feature-table get main.features.user_profile",

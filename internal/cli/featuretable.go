@@ -84,14 +84,16 @@ func featureTableCmd(env Env, g *globals) *cobra.Command {
 are synced to the online store as their pipeline commits; sync publishes any
 feature table on demand. Serve features with POST /get-online-features (docs/api.md).`,
 	}
+	var full bool
 	sync := &cobra.Command{
 		Use:   "sync NAME",
 		Short: "Publish the rows a feature table gained since its last sync to the online store",
 		Long: `Publish to the online store (embedded, or Redis with "sluice up --online")
 the rows a feature table gained since its last sync. After a rewrite of the
-table (a full refresh, an overwrite, a merge that replaced rows, or expired
-history) the sync is full: it clears the table's online rows and writes the
-whole table.
+table (a full refresh, an overwrite, or expired history) the sync is full: it
+clears the table's online rows and writes the whole table. After a merge on
+the primary key it writes the whole table over the online rows, which stay
+readable meanwhile.
 
 Online tables already sync after every pipeline commit: a table marked online
 (TBLPROPERTIES ('online' = 'true'), "online: true" in a spec, or "sluice
@@ -108,11 +110,12 @@ new writes 0 rows.
 
 sync keeps its position with the table, not in the online store, so it does
 not notice an online store that was emptied or replaced (FLUSHDB, another
---online URL) and writes nothing new. A full refresh of the pipeline that
-writes the table ("sluice pipeline update PIPELINE --full-refresh TABLE")
-makes the next sync full.`,
+--online URL) and writes nothing new: --full then clears the table's online
+rows and writes the whole table again.`,
 		Example: `  sluice feature-table sync main.features.user_profile
   # synced main.features.user_profile online: 2 rows written (new rows, up to snapshot 4)
+  sluice feature-table sync main.features.user_profile --full     # after a FLUSHDB
+  # synced main.features.user_profile online: 1000 rows written (the whole table, up to snapshot 4)
   sluice feature-table sync main.features.user_activity --server http://10.0.0.5:8080`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -122,7 +125,11 @@ makes the next sync full.`,
 				Full     bool   `json:"full"`
 				Snapshot int64  `json:"snapshot_id"`
 			}
-			if _, err := g.callNamed(cmd, http.MethodPost, "/api/v1/feature-tables", args[0], "/sync", &st); err != nil {
+			suffix := "/sync"
+			if full {
+				suffix += "?full=true"
+			}
+			if _, err := g.callNamed(cmd, http.MethodPost, "/api/v1/feature-tables", args[0], suffix, &st); err != nil {
 				return err
 			}
 			how := "new rows"
@@ -133,6 +140,7 @@ makes the next sync full.`,
 			return nil
 		},
 	}
+	sync.Flags().BoolVar(&full, "full", false, "clear the table's online rows and write the whole table (after the online store was emptied or replaced)")
 	publishCmd := &cobra.Command{
 		Use:   "publish NAME",
 		Short: "Mark a feature table online and sync it; its pipeline then keeps it synced",

@@ -242,6 +242,31 @@ SELECT value.user_id AS user_id, value.ts AS ts, value.platform AS platform FROM
 	if err := api.Do(sluicetest.Context(t), "POST", "/api/v1/feature-tables/main.f.user_latest/sync", nil, 200, &st); err != nil || st.Rows != 0 {
 		t.Fatalf("sync after the pipeline's: %+v, %v", st, err)
 	}
+
+	// The online store emptied behind the catalog's back (a FLUSHDB): a
+	// sync cannot tell, a full one writes the table again.
+	if err := n.Online.DeleteTable(sluicetest.Context(t), "main.f.user_latest"); err != nil {
+		t.Fatal(err)
+	}
+	u1 := func() string {
+		r := getOnlineFeatures(t, api, "user_id", []string{"u1"}, "main.f.user_latest:revenue")
+		return r[1].Statuses[0]
+	}
+	if got := u1(); got != "NOT_FOUND" {
+		t.Fatalf("u1 after the online store was emptied: %s", got)
+	}
+	if err := api.Do(sluicetest.Context(t), "POST", "/api/v1/feature-tables/main.f.user_latest/sync", nil, 200, &st); err != nil || st.Rows != 0 {
+		t.Fatalf("sync after the online store was emptied: %+v, %v", st, err)
+	}
+	if err := api.Do(sluicetest.Context(t), "POST", "/api/v1/feature-tables/main.f.user_latest/sync?full=yes", nil, 400, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Do(sluicetest.Context(t), "POST", "/api/v1/feature-tables/main.f.user_latest/sync?full=true", nil, 200, &st); err != nil || st.Rows == 0 {
+		t.Fatalf("full sync: %+v, %v", st, err)
+	}
+	if got := u1(); got != "PRESENT" {
+		t.Fatalf("u1 after a full sync: %s", got)
+	}
 }
 
 // TestOnlineServingTrainingSetNames checks that a logged model is served

@@ -375,6 +375,29 @@ func toRows(ft FeatureTable, b arrow.RecordBatch, commit time.Time, version uint
 // Value converts row i of a to an online value.
 func Value(a arrow.Array, i int) online.Value { return window.ArrowValue(a, i) }
 
+// Resync is a full [Publisher.Sync]: it forgets how far the table was
+// synced, clears the table's online rows and writes the whole table, for
+// an online store that was emptied or replaced (a Redis FLUSHDB, another
+// --online URL) behind the catalog's back, which Sync cannot notice.
+func (p *Publisher) Resync(ctx context.Context, name ident.Name) (Stats, error) {
+	st := Stats{Table: name.String()}
+	t, err := p.tables.Load(ctx, name)
+	if err != nil {
+		return st, err
+	}
+	if _, err := Describe(t); err != nil {
+		return st, err
+	}
+	l := p.lock(name.String())
+	l.Lock()
+	err = p.tables.SetReader(ctx, name, reader, 0, time.Time{})
+	l.Unlock()
+	if err != nil {
+		return st, fmt.Errorf("resyncing %s: %w", name, err)
+	}
+	return p.Sync(ctx, name)
+}
+
 // Publish marks table name online (the table property online = true) and
 // syncs it, so that pipelines keep it synced after every commit.
 func (p *Publisher) Publish(ctx context.Context, name ident.Name) (Stats, error) {

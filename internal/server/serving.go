@@ -524,8 +524,14 @@ func (a *API) featureTableSync(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sync := a.d.Publisher.Sync
-	if strings.HasSuffix(r.URL.Path, "/publish") {
+	switch full := r.URL.Query().Get("full"); {
+	case strings.HasSuffix(r.URL.Path, "/publish"):
 		sync = a.d.Publisher.Publish
+	case full == "true":
+		sync = a.d.Publisher.Resync
+	case full != "" && full != "false":
+		writeError(w, badRequest("full=%q: use full=true to rewrite the whole table online, or leave it out", full))
+		return
 	}
 	st, err := sync(r.Context(), n)
 	if errors.Is(err, publish.ErrNotFeatureTable) {
