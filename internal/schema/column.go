@@ -228,6 +228,23 @@ func (d *Decoder) AppendColumn(c *Column, data []byte) error {
 		c.root.appendNull()
 		return nil
 	}
+	if d.directMode == 0 {
+		d.directMode = -1
+		if d.s.directOK() {
+			d.directMode = 1
+		}
+	}
+	if d.directMode > 0 && !d.s.textRoot() {
+		rows := c.root.length
+		d.b, d.buf = data, d.buf[:0]
+		d.i = skipWS(data, 0)
+		ok := d.direct(&c.root, 1) && skipWS(data, d.i) == len(data)
+		d.b = nil // do not retain data
+		if ok {
+			return nil
+		}
+		c.root.truncate(rows) // and find the error on the tape path
+	}
 	err := d.decode(data)
 	switch {
 	case err != nil:

@@ -39,6 +39,9 @@ type Decoder struct {
 	shapes []shape       // per struct node (node.id): the keys of the last objects
 	last   array.Builder // the last builder whose type was checked
 	sink   *sink         // last's tree of builders, for replay
+	// directMode says whether AppendColumn decodes in one pass (direct.go):
+	// 0 not known yet, 1 yes, -1 no.
+	directMode int8
 }
 
 // shape remembers, for one struct node, the key met at each position of
