@@ -26,6 +26,9 @@ import (
 // checks JSON syntax and the schema while it records the values on a tape,
 // and only when the whole record is valid does it replay the tape into the
 // builder. That is how a rejected record leaves the builder untouched.
+// [Decoder.AppendColumn] into a [Column], whose rows can be cut off again,
+// skips the tape: it appends values as it parses them, and cuts a record
+// that fails part way off the column (direct.go).
 type Decoder struct {
 	s      *Schema
 	b      []byte  // the record being decoded; not retained after Append
