@@ -493,34 +493,11 @@ func (d *Decoder) object(n *node, depth int) *violation {
 			if i >= len(b) || b[i] != '"' {
 				return errSyntax
 			}
-			// Producers usually write fields in schema order and keys
-			// without escapes: try the expected key's bytes first, then
-			// the key the last objects had at this position.
-			f := -1
-			if next < len(n.fields) && n.fields[next].keyAt(b, i) {
-				f = next
-				i = skipWS(b, i+len(n.fields[f].key))
-			} else if mf, ml, ok := sh.match(k, b, i); ok {
-				f = mf
-				i = skipWS(b, i+ml)
-			} else {
-				d.i = i
-				key, _, ok := d.str()
-				if !ok {
-					return errSyntax
-				}
-				if f = n.lookup(key, next); f < 0 && n.closed {
-					return &violation{segs: []seg{{key: string(key)}}, reason: "property not allowed (additionalProperties is false)"}
-				}
-				if d.i < len(b) && b[d.i] == ':' {
-					sh.remember(k, b[i:d.i+1], f)
-				}
-				i = skipWS(b, d.i)
-				if i >= len(b) || b[i] != ':' {
-					return errSyntax
-				}
-				i = skipWS(b, i+1)
+			f, j, vio := d.objectKey(n, sh, next, k, i)
+			if vio != nil {
+				return vio
 			}
+			i = j
 			k++
 			if f >= 0 {
 				// A repeated key: the last one wins, as in encoding/json.
@@ -561,6 +538,40 @@ func (d *Decoder) object(n *node, depth int) *violation {
 	}
 	d.tape[at].n = int32(len(d.tape))
 	return nil
+}
+
+// objectKey reads the key whose opening quote is at b[i], the k-th of an
+// object of n whose field expected next is next, and the colon after it.
+// It returns the key's field index (-1 for an unknown property) and the
+// offset of the value, or a violation: a syntax error, or a property that
+// n does not allow. Producers usually write fields in schema order and
+// keys without escapes: it tries the expected key's bytes first, then the
+// key that the last objects had at this position (sh), and only then
+// scans and looks the key up, remembering it in sh.
+func (d *Decoder) objectKey(n *node, sh *shape, next, k, i int) (f, j int, vio *violation) {
+	b := d.b
+	if next < len(n.fields) && n.fields[next].keyAt(b, i) {
+		return next, skipWS(b, i+len(n.fields[next].key)), nil
+	}
+	if mf, ml, ok := sh.match(k, b, i); ok {
+		return mf, skipWS(b, i+ml), nil
+	}
+	d.i = i
+	key, _, ok := d.str()
+	if !ok {
+		return 0, 0, errSyntax
+	}
+	if f = n.lookup(key, next); f < 0 && n.closed {
+		return 0, 0, &violation{segs: []seg{{key: string(key)}}, reason: "property not allowed (additionalProperties is false)"}
+	}
+	if d.i < len(b) && b[d.i] == ':' {
+		sh.remember(k, b[i:d.i+1], f)
+	}
+	j = skipWS(b, d.i)
+	if j >= len(b) || b[j] != ':' {
+		return 0, 0, errSyntax
+	}
+	return f, skipWS(b, j+1), nil
 }
 
 // str decodes the string whose opening quote is at d.i and moves d.i past

@@ -173,7 +173,7 @@ func (d *Decoder) directList(c *column, depth int) bool {
 }
 
 // directObject decodes the object at d.i into struct column c, but for the
-// row's validity. It matches keys as [Decoder.object] does.
+// row's validity. It reads keys as [Decoder.object] does.
 func (d *Decoder) directObject(c *column, depth int) bool {
 	n := c.n
 	b := d.b
@@ -192,32 +192,11 @@ func (d *Decoder) directObject(c *column, depth int) bool {
 			if i >= len(b) || b[i] != '"' {
 				return false
 			}
-			f := -1
-			if next < len(n.fields) && n.fields[next].keyAt(b, i) {
-				f = next
-				i = skipWS(b, i+len(n.fields[f].key))
-			} else if mf, ml, ok := sh.match(k, b, i); ok {
-				f = mf
-				i = skipWS(b, i+ml)
-			} else {
-				d.i = i
-				key, _, ok := d.str()
-				if !ok {
-					return false
-				}
-				if f = n.lookup(key, next); f < 0 && n.closed {
-					return false
-				}
-				d.buf = d.buf[:0]
-				if d.i < len(b) && b[d.i] == ':' {
-					sh.remember(k, b[i:d.i+1], f)
-				}
-				i = skipWS(b, d.i)
-				if i >= len(b) || b[i] != ':' {
-					return false
-				}
-				i = skipWS(b, i+1)
+			f, j, vio := d.objectKey(n, sh, next, k, i)
+			if vio != nil {
+				return false
 			}
+			i = j
 			k++
 			if f >= 0 {
 				if seen&(1<<f) != 0 {
