@@ -2,7 +2,6 @@ package node_test
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -139,7 +138,6 @@ func TestOnlineParityAfterRewrite(t *testing.T) {
 	gotScores, gotTiers := onlineValues(scores, "score"), onlineValues(tiers, "tier")
 
 	// The training set: one label per user at the read time.
-	labels := filepath.Join(t.TempDir(), "labels.parquet")
 	lsc := arrow.NewSchema([]arrow.Field{
 		{Name: "user_id", Type: arrow.BinaryTypes.String, Nullable: true},
 		{Name: "event_timestamp", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
@@ -151,24 +149,12 @@ func TestOnlineParityAfterRewrite(t *testing.T) {
 	}
 	lrec := lb.NewRecordBatch()
 	lb.Release()
-	writeParquet(t, labels, lrec)
-	lrec.Release()
-	svc := feature.New(n.Tables, n.Catalog, nil, feature.Options{})
-	plan, err := svc.Plan(ctx, feature.Spec{Labels: labels, TimestampColumn: "event_timestamp", Lookups: []feature.Lookup{
+	defer lrec.Release()
+	var wantScores, wantTiers []string
+	trainingSet(t, n, lrec, "", []feature.Lookup{
 		{Table: scores.String(), LookupKey: feature.Strings{"user_id"}, Features: []string{"score"}},
 		{Table: tiers.String(), LookupKey: feature.Strings{"user_id"}, Features: []string{"tier"}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := svc.Run(ctx, plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Release()
-	var wantScores, wantTiers []string
-	for res.Next() {
-		rec := res.RecordBatch()
+	}, func(rec arrow.RecordBatch) {
 		sc := rec.Column(rec.Schema().FieldIndices("score")[0]).(*array.Float64)
 		tr := rec.Column(rec.Schema().FieldIndices("tier")[0]).(*array.String)
 		for i := range int(rec.NumRows()) {
@@ -181,10 +167,7 @@ func TestOnlineParityAfterRewrite(t *testing.T) {
 			}
 			wantScores, wantTiers = append(wantScores, s), append(wantTiers, r)
 		}
-	}
-	if err := res.Err(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if fmt.Sprint(gotScores) != fmt.Sprint(wantScores) {
 		t.Errorf("rewritten table at %s: online serves %v, the training set holds %v", readAt.Format(time.RFC3339), gotScores, wantScores)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/feature"
 	"github.com/sluice-dev/sluice/internal/ident"
+	"github.com/sluice-dev/sluice/internal/node"
 	"github.com/sluice-dev/sluice/internal/online"
 	"github.com/sluice-dev/sluice/internal/publish"
 	"github.com/sluice-dev/sluice/internal/table"
@@ -160,7 +161,6 @@ func parity(t *testing.T, url string, seed uint64) {
 	}
 
 	// The training set: one label per (user, read time).
-	labels := filepath.Join(t.TempDir(), "labels.parquet")
 	lsc := arrow.NewSchema([]arrow.Field{
 		{Name: "user_id", Type: arrow.BinaryTypes.String, Nullable: true},
 		{Name: "event_timestamp", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
@@ -174,45 +174,27 @@ func parity(t *testing.T, url string, seed uint64) {
 	}
 	lrec := lb.NewRecordBatch()
 	lb.Release()
-	writeParquet(t, labels, lrec)
-	lrec.Release()
-
-	svc := feature.New(n.Tables, n.Catalog, nil, feature.Options{})
-	plan, err := svc.Plan(ctx, feature.Spec{
-		Labels: labels, TimestampColumn: "event_timestamp", Label: "label",
-		Lookups: []feature.Lookup{{Table: name.String(), LookupKey: feature.Strings{"user_id"}, Features: []string{"revenue", "platform"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := svc.Run(ctx, plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Release()
+	defer lrec.Release()
 	offline := make([]string, len(served))
 	got := 0
-	for res.Next() {
-		rec := res.RecordBatch()
-		label := rec.Column(rec.Schema().FieldIndices("label")[0]).(*array.Int64)
-		rev := rec.Column(rec.Schema().FieldIndices("revenue")[0]).(*array.Float64)
-		plat := rec.Column(rec.Schema().FieldIndices("platform")[0]).(*array.String)
-		for i := 0; i < int(rec.NumRows()); i++ {
-			v := "-"
-			if rev.IsValid(i) {
-				p := ""
-				if plat.IsValid(i) {
-					p = plat.Value(i)
+	trainingSet(t, n, lrec, "label", []feature.Lookup{{Table: name.String(), LookupKey: feature.Strings{"user_id"}, Features: []string{"revenue", "platform"}}},
+		func(rec arrow.RecordBatch) {
+			label := rec.Column(rec.Schema().FieldIndices("label")[0]).(*array.Int64)
+			rev := rec.Column(rec.Schema().FieldIndices("revenue")[0]).(*array.Float64)
+			plat := rec.Column(rec.Schema().FieldIndices("platform")[0]).(*array.String)
+			for i := 0; i < int(rec.NumRows()); i++ {
+				v := "-"
+				if rev.IsValid(i) {
+					p := ""
+					if plat.IsValid(i) {
+						p = plat.Value(i)
+					}
+					v = fmt.Sprintf("%v/%s", rev.Value(i), p)
 				}
-				v = fmt.Sprintf("%v/%s", rev.Value(i), p)
+				offline[label.Value(i)] = v
+				got++
 			}
-			offline[label.Value(i)] = v
-			got++
-		}
-	}
-	if err := res.Err(); err != nil {
-		t.Fatal(err)
-	}
+		})
 	if got != len(served) {
 		t.Fatalf("the training set has %d rows for %d labels", got, len(served))
 	}
@@ -246,6 +228,31 @@ func parity(t *testing.T, url string, seed uint64) {
 		t.Fatalf("a weak run: %d present and %d missing values", present, missing)
 	}
 	t.Logf("%d reads compared: %d values, %d misses (expired or unseen); %d events, %d late, %d ties", len(served), present, missing, len(events), late, ties)
+}
+
+// trainingSet writes labels to a Parquet file, builds a training set over
+// n's tables from it (label may be ""), and calls each with every record
+// batch of the result.
+func trainingSet(t *testing.T, n *node.Node, labels arrow.RecordBatch, label string, lookups []feature.Lookup, each func(arrow.RecordBatch)) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "labels.parquet")
+	writeParquet(t, path, labels)
+	svc := feature.New(n.Tables, n.Catalog, nil, feature.Options{})
+	plan, err := svc.Plan(sluicetest.Context(t), feature.Spec{Labels: path, TimestampColumn: "event_timestamp", Label: label, Lookups: lookups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Run(sluicetest.Context(t), plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Release()
+	for res.Next() {
+		each(res.RecordBatch())
+	}
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // writeParquet writes rec to a new Parquet file at path.
