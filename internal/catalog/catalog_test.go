@@ -125,3 +125,42 @@ func TestSecrets(t *testing.T) {
 		t.Fatal("secret opened with a different key")
 	}
 }
+
+func TestModels(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, t.TempDir())
+	now := time.Now()
+	if err := c.CreateTrainingSet(ctx, TrainingSet{Name: "main.ml.ts", Spec: []byte(`{}`), Plan: []byte(`{}`), Owner: "alice", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutModel(ctx, Model{Name: "main.ml.m", TrainingSet: "main.ml.nope", Owner: "alice", CreatedAt: now}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("model on a missing training set: %v", err)
+	}
+	if l, err := c.ListModels(ctx); err != nil || len(l) != 0 {
+		t.Fatalf("ListModels on none = %v, %v", l, err)
+	}
+	for _, name := range []string{"main.ml.b", "main.ml.a"} {
+		if err := c.PutModel(ctx, Model{Name: name, TrainingSet: "main.ml.ts", Owner: "alice", CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := c.ListModels(ctx)
+	if err != nil || len(l) != 2 || l[0].Name != "main.ml.a" || l[1].Name != "main.ml.b" || l[0].TrainingSet != "main.ml.ts" || l[0].Owner != "alice" {
+		t.Fatalf("ListModels = %+v, %v", l, err)
+	}
+	if err := c.DeleteModel(ctx, "main.ml.a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetModel(ctx, "main.ml.a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+	if err := c.DeleteModel(ctx, "main.ml.a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleting a missing model: %v", err)
+	}
+	if _, err := c.GetTrainingSet(ctx, "main.ml.ts"); err != nil {
+		t.Fatalf("deleting a model deleted its training set: %v", err)
+	}
+	if l, _ := c.ListModels(ctx); len(l) != 1 || l[0].Name != "main.ml.b" {
+		t.Fatalf("ListModels after delete = %+v", l)
+	}
+}

@@ -147,3 +147,36 @@ func (c *Catalog) GetModel(ctx context.Context, name string) (Model, error) {
 	m.CreatedAt = time.UnixMicro(created).UTC()
 	return m, nil
 }
+
+// ListModels returns every model, by name.
+func (c *Catalog) ListModels(ctx context.Context) ([]Model, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT name, training_set, owner, created_at FROM sluice_models ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("listing models: %w", err)
+	}
+	defer rows.Close()
+	var out []Model
+	for rows.Next() {
+		var m Model
+		var created int64
+		if err := rows.Scan(&m.Name, &m.TrainingSet, &m.Owner, &created); err != nil {
+			return nil, err
+		}
+		m.CreatedAt = time.UnixMicro(created).UTC()
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// DeleteModel removes model name, or returns ErrNotFound. Its training
+// set is kept.
+func (c *Catalog) DeleteModel(ctx context.Context, name string) error {
+	res, err := c.db.ExecContext(ctx, `DELETE FROM sluice_models WHERE name = ?`, name)
+	if err != nil {
+		return fmt.Errorf("deleting model %s: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("model %s: %w", name, ErrNotFound)
+	}
+	return nil
+}

@@ -367,6 +367,8 @@ and returns the features from the online store under the training set's
 column names. See docs/features.md and docs/api.md.`,
 		Example: `  sluice model log main.ml.churn_model --training-set main.ml.churn_train_v1
   sluice model get main.ml.churn_model
+  sluice model list
+  sluice model delete main.ml.churn_model
   curl -s 127.0.0.1:8080/api/v1/serving/main.ml.churn_model/invocations \
     -d '{"dataframe_records": [{"user_id": "u1"}]}'`,
 	}
@@ -419,8 +421,50 @@ name. With -o json, the API's JSON (docs/api.md).`,
 		},
 	}
 	get.Flags().StringVarP(&output, "output", "o", "text", "text or json")
-	cmd.AddCommand(logc, get)
+	cmd.AddCommand(logc, get, modelListCmd(env, g), modelDeleteCmd(env, g))
 	return cmd
+}
+
+func modelListCmd(env Env, g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List logged models and their training sets",
+		Example: "  sluice model list",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var l server.ModelList
+			if err := g.client().getJSON(cmd.Context(), "/api/v1/models", &l); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(env.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tTRAINING SET\tFEATURE TABLES\tOWNER\tCREATED")
+			for _, m := range l.Models {
+				tables := make([]string, len(m.Features))
+				for i, f := range m.Features {
+					tables[i] = f.Table
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.TrainingSet, strings.Join(tables, ","),
+					m.Owner, m.CreatedAt.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func modelDeleteCmd(env Env, g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete NAME",
+		Short:   "Forget a model's lineage (its training set is kept)",
+		Example: "  sluice model delete main.ml.churn_model",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.client().do(cmd.Context(), http.MethodDelete, "/api/v1/models/"+args[0], nil, "", nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Out, "model %s deleted\n", args[0])
+			return nil
+		},
+	}
 }
 
 func printModel(w io.Writer, m feature.Model) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ import (
 
 // TestTrainingSetCLI drives training sets through a real node: the CLI's
 // create (Arrow stream → local Parquet), get, list, recreate (the same
-// bytes after the feature table moved on), model log/get, and the JSON
+// bytes after the feature table moved on), model log/get/list/delete, and the JSON
 // API's output_path and errors, over real HTTP.
 func TestTrainingSetCLI(t *testing.T) {
 	n := startNode(t)
@@ -179,6 +180,40 @@ lookups:
 	if code != 0 || !strings.Contains(out, `"columns": [`) || !strings.Contains(out, `"rev"`) {
 		t.Fatalf("model get -o json with a rename: %s", out)
 	}
+	code, out, errOut = run(t, vars, "", "model", "list")
+	if code != 0 || !strings.HasPrefix(out, "NAME") || !strings.Contains(out, "TRAINING SET") || !strings.Contains(out, "FEATURE TABLES") {
+		t.Fatalf("model list: %d %s %s", code, out, errOut)
+	}
+	for _, want := range [][]string{
+		{"main.ml.churn_model ", "main.ml.churn_v1 ", "main.features.user_activity "},
+		{"main.ml.churn_renamed_model ", "main.ml.churn_renamed ", "main.features.user_activity "},
+	} {
+		if !slices.ContainsFunc(strings.Split(out, "\n"), func(l string) bool {
+			return strings.HasPrefix(l, want[0]) && strings.Contains(l, want[1]) && strings.Contains(l, want[2])
+		}) {
+			t.Errorf("model list has no line %q: %s", want, out)
+		}
+	}
+	// Deleting a model forgets it and keeps its training set.
+	code, out, errOut = run(t, vars, "", "model", "delete", "main.ml.churn_model")
+	if code != 0 || out != "model main.ml.churn_model deleted\n" {
+		t.Fatalf("model delete: %d %s %s", code, out, errOut)
+	}
+	code, _, errOut = run(t, vars, "", "model", "get", "main.ml.churn_model")
+	if code == 0 || !strings.Contains(errOut, "not found") || !strings.Contains(errOut, "model main.ml.churn_model") {
+		t.Fatalf("model get after delete: %d %s", code, errOut)
+	}
+	code, _, errOut = run(t, vars, "", "model", "delete", "main.ml.churn_model")
+	if code == 0 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("model delete twice: %d %s", code, errOut)
+	}
+	if code, out, errOut = run(t, vars, "", "training-set", "get", "main.ml.churn_v1"); code != 0 {
+		t.Fatalf("training set gone with its model: %s %s", out, errOut)
+	}
+	code, out, _ = run(t, vars, "", "model", "list")
+	if code != 0 || strings.Contains(out, "main.ml.churn_model ") || !strings.Contains(out, "main.ml.churn_renamed_model") {
+		t.Fatalf("model list after delete: %s", out)
+	}
 
 	// The JSON API: written on the server, and the errors.
 	c := sluicetest.NewClient(n.URL(), "")
@@ -220,6 +255,40 @@ lookups:
 	}
 	if err := c.Do(ctx, http.MethodGet, "/api/v1/training-sets/main.ml.churn_v2", nil, 404, nil); err != nil {
 		t.Fatal(err)
+	}
+
+	// Models over the JSON API: the list, and delete (owner only, 404
+	// for an unknown model).
+	var ml server.ModelList
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/models", nil, 200, &ml); err != nil {
+		t.Fatal(err)
+	}
+	if len(ml.Models) != 1 || ml.Models[0].Name != "main.ml.churn_renamed_model" || ml.Models[0].TrainingSet != "main.ml.churn_renamed" ||
+		len(ml.Models[0].Features) != 1 || ml.Models[0].Features[0].Columns[0] != "rev" {
+		t.Fatalf("GET /api/v1/models = %+v", ml)
+	}
+	other := sluicetest.NewClient(n.URL(), "mallory")
+	if err := other.Do(ctx, http.MethodDelete, "/api/v1/models/main.ml.churn_renamed_model", nil, 403, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, http.MethodDelete, "/api/v1/models/main.ml.nope", nil, 404, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, http.MethodDelete, "/api/v1/models/main.ml.churn_renamed_model", nil, 204, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/models/main.ml.churn_renamed_model", nil, 404, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/training-sets/main.ml.churn_renamed", nil, 200, nil); err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/models", nil, 200, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := raw["models"].([]any); !ok || len(l) != 0 {
+		t.Fatalf("GET /api/v1/models with none = %v, want {\"models\": []}", raw)
 	}
 }
 

@@ -241,13 +241,45 @@ func (s *Service) GetModel(ctx context.Context, name string) (Model, error) {
 	if err != nil {
 		return Model{}, err
 	}
+	return s.model(ctx, rec), nil
+}
+
+// model returns rec with its training set's features; a deleted training
+// set leaves them empty (the lineage keeps its name).
+func (s *Service) model(ctx context.Context, rec catalog.Model) Model {
 	m := Model{Name: rec.Name, TrainingSet: rec.TrainingSet, Owner: rec.Owner, CreatedAt: rec.CreatedAt, Features: []ModelFeatures{}}
 	ts, err := s.Get(ctx, rec.TrainingSet)
 	if err != nil {
-		return m, nil // the training set was deleted: the lineage keeps its name
+		return m // the training set was deleted: the lineage keeps its name
 	}
 	for _, l := range ts.Plan.Lookups {
 		m.Features = append(m.Features, ModelFeatures{Table: l.Table, LookupKey: l.LookupKey, Features: l.Features, Columns: l.Columns})
 	}
-	return m, nil
+	return m
+}
+
+// ListModels returns every model, by name, each as [Service.GetModel]
+// returns it.
+func (s *Service) ListModels(ctx context.Context) ([]Model, error) {
+	recs, err := s.cat.ListModels(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Model, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, s.model(ctx, r))
+	}
+	return out, nil
+}
+
+// DeleteModel forgets model name, or returns an error wrapping
+// [ErrNotFound]. Its training set is kept.
+func (s *Service) DeleteModel(ctx context.Context, name string) error {
+	if err := s.cat.DeleteModel(ctx, name); err != nil {
+		if errors.Is(err, catalog.ErrNotFound) {
+			return fmt.Errorf("%w: model %s", ErrNotFound, name)
+		}
+		return err
+	}
+	return nil
 }

@@ -55,6 +55,11 @@ type TrainingSetList struct {
 	TrainingSets []feature.TrainingSet `json:"training_sets"`
 }
 
+// ModelList is the response of GET /api/v1/models.
+type ModelList struct {
+	Models []feature.Model `json:"models"`
+}
+
 // ModelRequest is the body of POST /api/v1/models.
 type ModelRequest struct {
 	Name        string `json:"name"`
@@ -71,7 +76,9 @@ func (a *API) featureRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /api/v1/training-sets/{name}", a.deleteTrainingSet)
 	mux.HandleFunc("POST /api/v1/training-sets/{name}/recreate", a.recreateTrainingSet)
 	mux.HandleFunc("POST /api/v1/models", a.logModel)
+	mux.HandleFunc("GET /api/v1/models", a.listModels)
 	mux.HandleFunc("GET /api/v1/models/{name}", a.getModel)
+	mux.HandleFunc("DELETE /api/v1/models/{name}", a.deleteModel)
 }
 
 // featureError classifies the feature package's errors for statusFor.
@@ -272,4 +279,34 @@ func (a *API) getModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, m)
+}
+
+func (a *API) listModels(w http.ResponseWriter, r *http.Request) {
+	l, err := a.d.Features.ListModels(r.Context())
+	if err != nil {
+		writeError(w, featureError(err))
+		return
+	}
+	if l == nil {
+		l = []feature.Model{}
+	}
+	writeJSON(w, 200, ModelList{Models: l})
+}
+
+// deleteModel forgets a model (owner only); its training set is kept.
+func (a *API) deleteModel(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10e9)
+	defer cancel()
+	m, err := a.d.Features.GetModel(ctx, r.PathValue("name"))
+	if err == nil && m.Owner != a.principal(r) {
+		err = &apiError{status: 403, code: "PERMISSION_DENIED", msg: "only the owner " + m.Owner + " may delete model " + m.Name}
+	}
+	if err == nil {
+		err = a.d.Features.DeleteModel(ctx, m.Name)
+	}
+	if err != nil {
+		writeError(w, featureError(err))
+		return
+	}
+	w.WriteHeader(204)
 }
