@@ -9,9 +9,10 @@
 //
 // Sync is at least once: a crash after writing and before recording the
 // position rewrites the same rows next time, which the online store's
-// newest-wins rule makes harmless. When the table was rewritten (a merge
-// that replaced rows, a full refresh), Sync clears the table's online
-// rows and republishes the whole table.
+// newest-wins rule makes harmless. When the table was rewritten (a full
+// refresh, an overwrite), Sync clears the table's online rows and
+// republishes the whole table; after merges on the primary key only, it
+// republishes the whole table without clearing (see [Publisher.Sync]).
 package publish
 
 import (

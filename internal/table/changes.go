@@ -88,17 +88,9 @@ func (t *Table) Changes(ctx context.Context, from int64, o ChangesOptions) (Chan
 	}
 
 	// Walk back from the current snapshot to from, then forward.
-	var chain []*ictable.Snapshot
-	for s := cur; s.SnapshotID != from; {
-		chain = append(chain, s)
-		if s.ParentSnapshotID == nil {
-			return ch, fmt.Errorf("%w: %s no longer holds snapshot %d", ErrHistoryExpired, t.name, from)
-		}
-		p := t.tbl.SnapshotByID(*s.ParentSnapshotID)
-		if p == nil {
-			return ch, fmt.Errorf("%w: %s no longer holds snapshot %d", ErrHistoryExpired, t.name, from)
-		}
-		s = p
+	chain, err := t.since(cur, from)
+	if err != nil {
+		return ch, err
 	}
 	fs, err := t.tbl.FS(ctx)
 	if err != nil {
@@ -444,27 +436,40 @@ func (r *fileReader) expandSelected(rec arrow.RecordBatch) (arrow.RecordBatch, e
 	return array.NewRecordBatch(r.schema, cols, int64(n)), nil
 }
 
-// Rewrites returns the summary properties of the snapshots after from, up
-// to the handle's current one, that deleted or overwrote rows (those that
-// make [Table.Changes] fail with [ErrRewritten]), oldest first. A from
-// that is no longer in the current snapshot's history fails with
-// [ErrHistoryExpired].
-func (t *Table) Rewrites(from int64) ([]map[string]string, error) {
-	var out []map[string]string
-	for s := t.tbl.CurrentSnapshot(); s != nil && s.SnapshotID != from; {
-		if s.Summary != nil && s.Summary.Operation != ictable.OpAppend && s.Summary.Operation != ictable.OpReplace {
-			out = append(out, maps.Clone(map[string]string(s.Summary.Properties)))
+// since returns the snapshots after from up to cur, newest first: all of
+// cur's history when from is 0, [ErrHistoryExpired] when from is not in it.
+func (t *Table) since(cur *ictable.Snapshot, from int64) ([]*ictable.Snapshot, error) {
+	var chain []*ictable.Snapshot
+	for s := cur; s != nil && s.SnapshotID != from; {
+		chain = append(chain, s)
+		if s.ParentSnapshotID == nil && from == 0 {
+			break
 		}
 		if s.ParentSnapshotID == nil {
-			if from == 0 {
-				break
-			}
 			return nil, fmt.Errorf("%w: %s no longer holds snapshot %d", ErrHistoryExpired, t.name, from)
 		}
 		if s = t.tbl.SnapshotByID(*s.ParentSnapshotID); s == nil {
 			return nil, fmt.Errorf("%w: %s no longer holds snapshot %d", ErrHistoryExpired, t.name, from)
 		}
 	}
-	slices.Reverse(out)
+	return chain, nil
+}
+
+// Rewrites returns the summary properties of the snapshots after from, up
+// to the handle's current one, that deleted or overwrote rows (those that
+// make [Table.Changes] fail with [ErrRewritten]), oldest first. A from
+// that is no longer in the current snapshot's history fails with
+// [ErrHistoryExpired].
+func (t *Table) Rewrites(from int64) ([]map[string]string, error) {
+	chain, err := t.since(t.tbl.CurrentSnapshot(), from)
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]string
+	for i := len(chain) - 1; i >= 0; i-- {
+		if s := chain[i]; s.Summary != nil && s.Summary.Operation != ictable.OpAppend && s.Summary.Operation != ictable.OpReplace {
+			out = append(out, maps.Clone(map[string]string(s.Summary.Properties)))
+		}
+	}
 	return out, nil
 }
