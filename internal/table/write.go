@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"os"
 	"path/filepath"
@@ -16,9 +18,12 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/iceberg-go"
 	ictable "github.com/apache/iceberg-go/table"
+
+	"github.com/sluice-dev/sluice/internal/pqwrite"
 )
 
 // Merge moves q's files into p: committing p then commits both. q is
@@ -36,7 +41,9 @@ func (p *PendingFiles) Merge(q *PendingFiles) {
 // nullability and order; metadata may differ); WriteBatches does not
 // release them. It is [Table.WriteFiles] for batches already in memory,
 // and faster: it writes with the table's Parquet write properties as
-// iceberg-go does, but computes no column statistics on the leaves whose
+// iceberg-go does, with package pqwrite's encoder where the schema and
+// properties allow (pqarrow's otherwise), and computes no column
+// statistics on the leaves whose
 // Iceberg metrics mode is "none" (see [CreateOptions.NoStatsColumns]), whose
 // statistics would be thrown away. Row groups hold at most
 // write.parquet.row-group-limit rows and start anew past
@@ -80,6 +87,7 @@ type fileWriter struct {
 	version  int
 	pqProps  *parquet.WriterProperties
 	arrProps pqarrow.ArrowWriterProperties
+	fast     *pqwrite.Writer // nil: the schema or properties need pqarrow
 }
 
 // fileWriter returns the handle's file writer, made again when the schema
@@ -104,6 +112,10 @@ func (t *Table) fileWriter() (*fileWriter, error) {
 		spec: t.tbl.Spec(), props: props, sortID: t.tbl.SortOrder().OrderID(),
 		version: t.tbl.Metadata().Version(), pqProps: pqProps,
 		arrProps: pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()),
+	}
+	w.fast, err = pqwrite.New(fileSc, pqwrite.Options{Props: pqProps, StoreSchema: true, RowGroupBytes: rowGroupBytes(props)})
+	if err != nil && !errors.Is(err, pqwrite.ErrUnsupported) {
+		return nil, fmt.Errorf("table: Parquet writer of %s: %w", t.name, err)
 	}
 	t.writer = w
 	return w, nil
@@ -133,9 +145,31 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// write writes recs to one new Parquet file and returns its data file.
+// write writes recs to one new Parquet file and returns its data file:
+// with pqwrite when the schema and properties allow, else with pqarrow.
 func (w *fileWriter) write(ctx context.Context, recs []arrow.RecordBatch) (iceberg.DataFile, error) {
-	return w.writeSeq(ctx, slices.Values(recs), len(recs) == 1)
+	if w.fast == nil {
+		return w.writeSeq(ctx, slices.Values(recs), len(recs) == 1)
+	}
+	for _, rec := range recs {
+		if err := w.checkSchema(rec); err != nil {
+			return nil, err
+		}
+	}
+	return w.writeFile(func(cw io.Writer) (*metadata.FileMetaData, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return w.fast.Write(cw, recs)
+	})
+}
+
+// checkSchema checks that rec's columns are the table's.
+func (w *fileWriter) checkSchema(rec arrow.RecordBatch) error {
+	if !arrow.TypeEqual(arrow.StructOf(rec.Schema().Fields()...), arrow.StructOf(w.fileSc.Fields()...)) {
+		return fmt.Errorf("record schema %s does not match the table's %s", rec.Schema(), w.sc)
+	}
+	return nil
 }
 
 // writeReader writes the batches of rr to one new Parquet file and
@@ -155,10 +189,73 @@ func (w *fileWriter) writeReader(ctx context.Context, rr array.RecordReader) (ic
 	return df, err
 }
 
-// writeSeq writes recs to one new Parquet file and returns its data
-// file. single says recs is one batch: its row groups are then streamed
-// to the file as they are encoded, not buffered.
-func (w *fileWriter) writeSeq(ctx context.Context, recs iter.Seq[arrow.RecordBatch], single bool) (_ iceberg.DataFile, err error) {
+// writeSeq writes recs to one new Parquet file with pqarrow and returns
+// its data file. single says recs is one batch: its row groups are then
+// streamed to the file as they are encoded, not buffered.
+func (w *fileWriter) writeSeq(ctx context.Context, recs iter.Seq[arrow.RecordBatch], single bool) (iceberg.DataFile, error) {
+	return w.writeFile(func(cw io.Writer) (*metadata.FileMetaData, error) {
+		pw, err := pqarrow.NewFileWriter(w.fileSc, cw, w.pqProps, w.arrProps)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.writeBatches(ctx, pw, recs, single); err != nil {
+			pw.Close()
+			return nil, err
+		}
+		if err := pw.Close(); err != nil {
+			return nil, err
+		}
+		return pw.FileMetadata()
+	})
+}
+
+// writeBatches writes recs with pw.
+func (w *fileWriter) writeBatches(ctx context.Context, pw *pqarrow.FileWriter, recs iter.Seq[arrow.RecordBatch], single bool) error {
+	rgBytes := rowGroupBytes(w.props)
+	for rec := range recs {
+		if rec.NumRows() == 0 {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := w.checkSchema(rec); err != nil {
+			return err
+		}
+		// The same columns under the schema with field ids (types equal
+		// but for metadata).
+		frec := array.NewRecordBatch(w.fileSc, rec.Columns(), rec.NumRows())
+		if single {
+			// One batch: its row groups go to the file column chunk by
+			// column chunk, page by page, rather than being buffered
+			// whole in memory (on a virtual machine, fresh memory costs
+			// more than the copying). Write starts a row group every
+			// write.parquet.row-group-limit rows.
+			err := pw.Write(frec)
+			frec.Release()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if pw.RowGroupTotalBytesWritten() >= rgBytes {
+			if err := pw.NewBufferedRowGroupChecked(); err != nil {
+				frec.Release()
+				return err
+			}
+		}
+		err := pw.WriteBuffered(frec)
+		frec.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFile writes a new data file with encode and returns it. On error,
+// nothing is left behind.
+func (w *fileWriter) writeFile(encode func(io.Writer) (*metadata.FileMetaData, error)) (_ iceberg.DataFile, err error) {
 	if err := os.MkdirAll(w.dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -177,58 +274,7 @@ func (w *fileWriter) writeSeq(ctx context.Context, recs iter.Seq[arrow.RecordBat
 		}
 	}()
 	cw := &countingWriter{f: f}
-	pw, err := pqarrow.NewFileWriter(w.fileSc, cw, w.pqProps, w.arrProps)
-	if err != nil {
-		return nil, err
-	}
-	rgBytes := rowGroupBytes(w.props)
-	for rec := range recs {
-		if rec.NumRows() == 0 {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			pw.Close()
-			return nil, err
-		}
-		if !arrow.TypeEqual(arrow.StructOf(rec.Schema().Fields()...), arrow.StructOf(w.fileSc.Fields()...)) {
-			pw.Close()
-			return nil, fmt.Errorf("record schema %s does not match the table's %s", rec.Schema(), w.sc)
-		}
-		// The same columns under the schema with field ids (types equal
-		// but for metadata).
-		frec := array.NewRecordBatch(w.fileSc, rec.Columns(), rec.NumRows())
-		if single {
-			// One batch: its row groups go to the file column chunk by
-			// column chunk, page by page, rather than being buffered
-			// whole in memory (on a virtual machine, fresh memory costs
-			// more than the copying). Write starts a row group every
-			// write.parquet.row-group-limit rows.
-			err := pw.Write(frec)
-			frec.Release()
-			if err != nil {
-				pw.Close()
-				return nil, err
-			}
-			continue
-		}
-		if pw.RowGroupTotalBytesWritten() >= rgBytes {
-			if err := pw.NewBufferedRowGroupChecked(); err != nil {
-				frec.Release()
-				pw.Close()
-				return nil, err
-			}
-		}
-		err := pw.WriteBuffered(frec)
-		frec.Release()
-		if err != nil {
-			pw.Close()
-			return nil, err
-		}
-	}
-	if err := pw.Close(); err != nil {
-		return nil, err
-	}
-	meta, err := pw.FileMetadata()
+	meta, err := encode(cw)
 	if err != nil {
 		return nil, err
 	}
