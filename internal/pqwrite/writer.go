@@ -278,7 +278,39 @@ type scratch struct {
 	written int64
 }
 
-var scratches = sync.Pool{New: func() any { return &scratch{bw: bufio.NewWriterSize(nil, 64<<10)} }}
+// scratches keeps a few scratches between writes. Unlike a sync.Pool,
+// which the garbage collector empties, it keeps them for good: a writer
+// that allocates while it writes collects often. It holds at most
+// maxScratches, a few MiB each (a page's buffers).
+var scratches struct {
+	sync.Mutex
+	free []*scratch
+}
+
+const maxScratches = 4
+
+func getScratch() *scratch {
+	scratches.Lock()
+	defer scratches.Unlock()
+	if n := len(scratches.free); n > 0 {
+		s := scratches.free[n-1]
+		scratches.free = scratches.free[:n-1]
+		return s
+	}
+	return &scratch{bw: bufio.NewWriterSize(nil, 64<<10)}
+}
+
+func putScratch(s *scratch) {
+	s.bw.Reset(nil)
+	clear(s.arrs)
+	s.stats.reset()
+	s.chunk.reset()
+	scratches.Lock()
+	defer scratches.Unlock()
+	if len(scratches.free) < maxScratches {
+		scratches.free = append(scratches.free, s)
+	}
+}
 
 // tellWriter is the sink arrow-go's page writer needs: a writer that
 // knows its position.
@@ -307,14 +339,8 @@ func (w *Writer) Write(dst io.Writer, recs []arrow.RecordBatch) (*metadata.FileM
 		}
 		rows += r.NumRows()
 	}
-	s := scratches.Get().(*scratch)
-	defer func() {
-		s.bw.Reset(nil)
-		clear(s.arrs)
-		s.stats.reset()
-		s.chunk.reset()
-		scratches.Put(s)
-	}()
+	s := getScratch()
+	defer putScratch(s)
 	s.bw.Reset(dst)
 	sink := &tellWriter{w: s.bw}
 	if _, err := sink.Write(magic); err != nil {
@@ -420,6 +446,10 @@ func (w *Writer) writeChunk(s *scratch, sink *tellWriter, cc *metadata.ColumnChu
 	s.stats.reset()
 	s.defs, s.vals, s.written = s.defs[:0], s.vals[:0], 0
 	pageSize := int(w.props.DataPageSize())
+	if want := pageSize + pageSize/4; cap(s.vals) < want {
+		// A page's values, and the last value past the page size.
+		s.vals = make([]byte, 0, want)
+	}
 	flush := func() error {
 		if s.pageRows == 0 {
 			return nil

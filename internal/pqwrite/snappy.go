@@ -1,4 +1,4 @@
-package table
+package pqwrite
 
 import (
 	"io"
@@ -8,7 +8,8 @@ import (
 	"github.com/klauspost/compress/snappy"
 )
 
-// fastSnappy is the Parquet Snappy codec sluice registers in place of
+// fastSnappy is the Parquet Snappy codec sluice registers (for pqarrow as
+// well as pqwrite) in place of
 // arrow-go's default. The default encodes with S2's "better" mode, which
 // took 12% of ingestion CPU; S2's plain Snappy mode writes the same Snappy
 // format (any reader decodes it) at a somewhat lower compression ratio, for
