@@ -7,6 +7,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/sluice-dev/sluice/internal/bufpool"
 	"github.com/sluice-dev/sluice/internal/schema"
 	"github.com/sluice-dev/sluice/internal/source/kafka"
 )
@@ -93,6 +94,9 @@ type batch struct {
 	topics     []topicRun
 	src, topic repeated // the last record_source and single-topic columns
 	bad        *array.RecordBuilder
+	// pool recycles the buffers of the rows' arrays: the committer
+	// releases a batch once it is written, and nothing else holds it.
+	pool *bufpool.Pool
 
 	nGood, nBad int
 	bytes       int64
@@ -115,13 +119,20 @@ type topicRun struct {
 	n     int
 }
 
+// maxPooled bounds the bytes of free buffers a batch keeps for the next
+// (about two batches of the default size: one being written while the
+// next is decoded).
+const maxPooled = 128 << 20
+
 func newBatch(mem memory.Allocator, key, value *schema.Schema, start, quarantined kafka.Offsets) *batch {
+	pool := bufpool.New(maxPooled)
 	b := &batch{
 		keyDec:      key.NewDecoder(),
 		valDec:      value.NewDecoder(),
 		schema:      IngestionSchema(key, value),
-		key:         key.NewColumn(),
-		val:         value.NewColumn(),
+		key:         key.NewPooledColumn(pool),
+		val:         value.NewPooledColumn(pool),
+		pool:        pool,
 		bad:         array.NewRecordBuilder(mem, QuarantineSchema),
 		next:        start.Clone(),
 		quarantined: quarantined,
@@ -221,10 +232,10 @@ func (b *batch) takeGood() arrow.RecordBatch {
 	cols := []arrow.Array{
 		b.key.NewArray(),
 		b.val.NewArray(),
-		fixedArray(tsType, arrow.Int64Traits.CastToBytes(b.ts), n),
+		b.fixedArray(tsType, arrow.Int64Traits.CastToBytes(b.ts), n),
 		nil, // topic
-		fixedArray(arrow.PrimitiveTypes.Int32, arrow.Int32Traits.CastToBytes(b.part), n),
-		fixedArray(arrow.PrimitiveTypes.Int64, arrow.Int64Traits.CastToBytes(b.off), n),
+		b.fixedArray(arrow.PrimitiveTypes.Int32, arrow.Int32Traits.CastToBytes(b.part), n),
+		b.fixedArray(arrow.PrimitiveTypes.Int64, arrow.Int64Traits.CastToBytes(b.off), n),
 		b.src.get(RecordSourceStream, n),
 	}
 	if len(b.topics) == 1 { // the usual case: one topic, often the same count
@@ -237,15 +248,17 @@ func (b *batch) takeGood() arrow.RecordBatch {
 		c.Release()
 	}
 	// The arrays own the old slices now: start new ones.
-	b.ts, b.off, b.part = make([]int64, 0, n), make([]int64, 0, n), make([]int32, 0, n)
+	b.ts, b.off, b.part = b.pool.Int64s(n), b.pool.Int64s(n), b.pool.Int32s(n)
 	b.topics = b.topics[:0]
 	return good
 }
 
 // fixedArray makes an array of n fixed-width values of type dt, none null,
-// over data (not copied).
-func fixedArray(dt arrow.DataType, data []byte, n int) arrow.Array {
-	d := array.NewData(dt, n, []*memory.Buffer{nil, memory.NewBufferBytes(data)}, nil, 0, 0)
+// over data (not copied, and given back to the pool on release).
+func (b *batch) fixedArray(dt arrow.DataType, data []byte, n int) arrow.Array {
+	buf := b.pool.Buffer(data)
+	d := array.NewData(dt, n, []*memory.Buffer{nil, buf}, nil, 0, 0)
+	buf.Release() // d holds it
 	defer d.Release()
 	return array.MakeFromData(d)
 }

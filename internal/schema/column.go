@@ -7,6 +7,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/sluice-dev/sluice/internal/bufpool"
 )
 
 // Column accumulates the records of one [Schema] that
@@ -17,7 +19,9 @@ import (
 // [Column.NewArray] hands the slices to an array without copying them.
 //
 // A Column is not goroutine-safe. Its memory is Go heap memory: there is
-// no allocator and nothing to release.
+// nothing to release. A pooled column ([Schema.NewPooledColumn]) takes
+// its buffers from a [bufpool.Pool], and its arrays give them back when
+// released.
 type Column struct {
 	s    *Schema
 	root column
@@ -35,25 +39,32 @@ type column struct {
 	data   []byte   // string bytes; booleans as a bitmap
 	elem   *column  // list
 	fields []column // struct
+	pool   *bufpool.Pool
 }
 
 // NewColumn returns an empty column for records of s.
-func (s *Schema) NewColumn() *Column {
+func (s *Schema) NewColumn() *Column { return s.NewPooledColumn(nil) }
+
+// NewPooledColumn returns an empty column for records of s whose buffers
+// come from p and go back to it when its arrays are released: nothing may
+// keep a reference into them afterwards (see package bufpool). A nil p
+// makes a plain column.
+func (s *Schema) NewPooledColumn(p *bufpool.Pool) *Column {
 	c := &Column{s: s}
-	c.root.init(s.root)
+	c.root.init(s.root, p)
 	return c
 }
 
-func (c *column) init(n *node) {
-	c.n, c.dt = n, n.arrowType()
+func (c *column) init(n *node, p *bufpool.Pool) {
+	c.n, c.dt, c.pool = n, n.arrowType(), p
 	switch n.kind {
 	case kindList:
 		c.elem = &column{}
-		c.elem.init(n.elem)
+		c.elem.init(n.elem, p)
 	case kindStruct:
 		c.fields = make([]column, len(n.fields))
 		for f := range n.fields {
-			c.fields[f].init(n.fields[f].node)
+			c.fields[f].init(n.fields[f].node, p)
 		}
 	}
 	c.reset(0, 0)
@@ -66,16 +77,16 @@ func (c *column) reset(rows, bytes int) {
 	c.w8, c.w4, c.data = nil, nil, nil
 	switch c.n.kind {
 	case kindInt, kindFloat, kindTimestamp:
-		c.w8 = make([]int64, 0, rows)
+		c.w8 = c.pool.Int64s(rows)
 	case kindDate:
-		c.w4 = make([]int32, 0, rows)
+		c.w4 = c.pool.Int32s(rows)
 	case kindBool:
-		c.data = make([]byte, 0, (rows+7)/8)
+		c.data = c.pool.Bytes((rows + 7) / 8)
 	case kindPlain, kindString, kindJSON:
-		c.w4 = append(make([]int32, 0, rows+1), 0)
-		c.data = make([]byte, 0, bytes)
+		c.w4 = append(c.pool.Int32s(rows+1), 0)
+		c.data = c.pool.Bytes(bytes)
 	case kindList:
-		c.w4 = append(make([]int32, 0, rows+1), 0)
+		c.w4 = append(c.pool.Int32s(rows+1), 0)
 	}
 }
 
@@ -105,20 +116,20 @@ func (c *column) finish() arrow.ArrayData {
 	case kindNull:
 		d = array.NewData(c.dt, c.length, []*memory.Buffer{nil}, nil, c.length, 0)
 	case kindInt, kindFloat, kindTimestamp:
-		d = array.NewData(c.dt, c.length, []*memory.Buffer{valid, bufOf(arrow.Int64Traits.CastToBytes(c.w8))}, nil, c.nulls, 0)
+		d = array.NewData(c.dt, c.length, []*memory.Buffer{valid, c.bufOf(arrow.Int64Traits.CastToBytes(c.w8))}, nil, c.nulls, 0)
 	case kindDate:
-		d = array.NewData(c.dt, c.length, []*memory.Buffer{valid, bufOf(arrow.Int32Traits.CastToBytes(c.w4))}, nil, c.nulls, 0)
+		d = array.NewData(c.dt, c.length, []*memory.Buffer{valid, c.bufOf(arrow.Int32Traits.CastToBytes(c.w4))}, nil, c.nulls, 0)
 	case kindBool:
-		d = array.NewData(c.dt, c.length, []*memory.Buffer{valid, bufOf(c.data)}, nil, c.nulls, 0)
+		d = array.NewData(c.dt, c.length, []*memory.Buffer{valid, c.bufOf(c.data)}, nil, c.nulls, 0)
 	case kindPlain, kindString, kindJSON:
 		if len(c.data) > math.MaxInt32 {
 			panic(fmt.Sprintf("schema: %d bytes of strings in one column exceed the utf8 limit of 2 GiB", len(c.data)))
 		}
 		d = array.NewData(c.dt, c.length, []*memory.Buffer{valid,
-			bufOf(arrow.Int32Traits.CastToBytes(c.w4)), bufOf(c.data)}, nil, c.nulls, 0)
+			c.bufOf(arrow.Int32Traits.CastToBytes(c.w4)), c.bufOf(c.data)}, nil, c.nulls, 0)
 	case kindList:
 		child := c.elem.finish()
-		d = array.NewData(c.dt, c.length, []*memory.Buffer{valid, bufOf(arrow.Int32Traits.CastToBytes(c.w4))},
+		d = array.NewData(c.dt, c.length, []*memory.Buffer{valid, c.bufOf(arrow.Int32Traits.CastToBytes(c.w4))},
 			[]arrow.ArrayData{child}, c.nulls, 0)
 		child.Release()
 	case kindStruct:
@@ -133,16 +144,23 @@ func (c *column) finish() arrow.ArrayData {
 	default:
 		panic(fmt.Sprintf("schema: unknown kind %d", c.n.kind))
 	}
+	// d holds its buffers now: drop the references bufOf made, so that
+	// releasing d gives pooled buffers back.
+	for _, b := range d.Buffers() {
+		if b != nil {
+			b.Release()
+		}
+	}
 	c.reset(rows, bytes+bytes/16)
 	return d
 }
 
-// bufOf wraps b, never nil, in a buffer.
-func bufOf(b []byte) *memory.Buffer {
+// bufOf wraps b, never nil, in a buffer (that gives b back to c's pool).
+func (c *column) bufOf(b []byte) *memory.Buffer {
 	if b == nil {
 		b = []byte{}
 	}
-	return memory.NewBufferBytes(b)
+	return c.pool.Buffer(b)
 }
 
 // valued counts a non-null row.

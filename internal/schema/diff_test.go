@@ -15,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/sluice-dev/sluice/internal/bufpool"
 )
 
 // reference compiles schema with the reference implementation. Formats are
@@ -100,7 +102,10 @@ func TestDifferential(t *testing.T) {
 			d := s.NewDecoder()
 			b := array.NewBuilder(memory.DefaultAllocator, s.ArrowType())
 			defer b.Release()
-			c := s.NewColumn()
+			// A pooled column: each batch after the first decodes into
+			// the buffers of the one before, released by sameArrays.
+			pool := bufpool.New(64 << 20)
+			c := s.NewPooledColumn(pool)
 			accepted := 0
 			const n = 3000
 			for i := range n {
@@ -143,6 +148,9 @@ func TestDifferential(t *testing.T) {
 				t.Fatal(err)
 			}
 			sameArrays(t, arr, c)
+			if pool.Held() == 0 {
+				t.Error("released arrays gave no buffer back to the pool")
+			}
 			t.Logf("accepted %d of %d records", accepted, n)
 			// Both outcomes must be well represented for the test to mean much.
 			if accepted < n/20 || accepted > n*19/20 {
