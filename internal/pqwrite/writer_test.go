@@ -312,7 +312,11 @@ func encStats(t testing.TB, c *metadata.ColumnChunkMetaData) any {
 // TestDifferential writes random batches of random schemas with pqarrow
 // and pqwrite, and compares what they read back as and their metadata.
 func TestDifferential(t *testing.T) {
-	for seed := range uint64(300) {
+	seeds := uint64(300)
+	if raceEnabled {
+		seeds = 60
+	}
+	for seed := range seeds {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { differential(t, seed) })
 	}
 }
@@ -386,7 +390,11 @@ func TestLevels(t *testing.T) {
 		arrow.Field{Name: "x", Type: arrow.PrimitiveTypes.Int32, Nullable: true})}}, nil)
 	props := parquet.NewWriterProperties(parquet.WithDictionaryDefault(false))
 	rng := rand.New(rand.NewPCG(1, 2))
-	for trial := range 200 {
+	trials := 200
+	if raceEnabled {
+		trials = 20
+	}
+	for range trials {
 		sb := array.NewStructBuilder(memory.DefaultAllocator, sc.Field(0).Type.(*arrow.StructType))
 		xb := sb.FieldBuilder(0).(*array.Int32Builder)
 		rows := rng.IntN(3000)
@@ -410,7 +418,6 @@ func TestLevels(t *testing.T) {
 		rec := array.NewRecordBatch(sc, []arrow.Array{col}, int64(col.Len()))
 		want, got, _ := writeBoth(t, sc, props, []arrow.RecordBatch{rec})
 		compareFiles(t, sc, []arrow.RecordBatch{rec}, want, got, true)
-		_ = trial
 		rec.Release()
 		col.Release()
 		sb.Release()
