@@ -3,10 +3,12 @@
 // leaves to arrow-go only the page headers and the footer. It writes the
 // same files as pqarrow's writer with the same properties (the same
 // Parquet schema, stored Arrow schema, row groups, page versions,
-// compression and statistics) for the schemas it supports, several times
-// faster: pqarrow's writer goes value by value through generic encoders
-// and statistics, and allocates (and zeroes) fresh buffers for every
-// page, which on a two-core machine cost ingestion a third of its CPU.
+// compression and statistics) for the schemas it supports, faster:
+// pqarrow's writer goes value by value through generic encoders and
+// statistics, and allocates (and zeroes) fresh buffers for every page. In
+// BenchmarkWrite (an ingestion table's shape, Snappy), 64Ki rows take
+// 12.5 ms against pqarrow's 29 ms, and more than half of what is left is
+// Snappy.
 //
 // Supported are columns of booleans, 32- and 64-bit integers, dates,
 // timestamps, floats, strings and binaries, at any depth of structs, with
