@@ -133,7 +133,8 @@ func sameProps(a, b iceberg.Properties) bool {
 	return true
 }
 
-// countingWriter counts the bytes written to an open file.
+// countingWriter counts the bytes written to an open file. It also hides
+// the file's Close from pqarrow's writer, which closes a sink it can.
 type countingWriter struct {
 	f *os.File
 	n int64
