@@ -8,12 +8,16 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 )
 
 // chain returns the arrays of rec along l's path, from the top column to
 // the leaf: row i of each is row i of rec (struct children come sliced to
 // their parent).
-func (s *encoder) chain(rec arrow.RecordBatch, l *leaf) ([]arrow.Array, error) {
+func (s *scratch) chain(rec arrow.RecordBatch, l *leaf) ([]arrow.Array, error) {
 	a := rec.Column(l.path[0])
 	s.arrs = append(s.arrs[:0], a)
 	for _, i := range l.path[1:] {
@@ -37,7 +41,7 @@ func (s *encoder) chain(rec arrow.RecordBatch, l *leaf) ([]arrow.Array, error) {
 // the first row it did not take. A null in a level that is not nullable
 // is an error, unless a nullable level above it is null too (Arrow allows
 // a non-nullable child to hold anything under a null parent).
-func (s *encoder) encode(l *leaf, arrs []arrow.Array, lo, hi, pageSize int) (int, error) {
+func (s *scratch) encode(l *leaf, arrs []arrow.Array, lo, hi, pageSize int) (int, error) {
 	leafArr := arrs[len(arrs)-1]
 	nulls := false
 	for _, a := range arrs {
@@ -86,7 +90,7 @@ func (s *encoder) encode(l *leaf, arrs []arrow.Array, lo, hi, pageSize int) (int
 // present appends the values of rows lo.. of a, all present, up to hi,
 // stopping once the page's values reach pageSize bytes (after at least one
 // value), and returns the first row it did not take.
-func (s *encoder) present(l *leaf, a arrow.Array, lo, hi, pageSize int) int {
+func (s *scratch) present(l *leaf, a arrow.Array, lo, hi, pageSize int) int {
 	d := a.Data()
 	base := d.Offset()
 	switch l.kind {
@@ -164,21 +168,25 @@ func b2i(b bool) int {
 	return 0
 }
 
-// encodePage appends the page built in s to chunk c, and empties s.
-func (w *Writer) encodePage(s *encoder, c *chunk, l *leaf) {
-	p := pageDesc{rows: int32(s.pageRows), nulls: int32(s.stats.nulls), v1: w.v1, compressedVals: l.enc != nil, off: len(c.buf)}
+// writePage writes the page built in s as the next data page of pager.
+func (w *Writer) writePage(s *scratch, pager file.PageWriter, l *leaf) error {
+	rows, nulls := int32(s.pageRows), int32(s.stats.nulls)
 	s.lvls = s.lvls[:0]
 	if l.maxDef > 0 {
-		if p.nulls == 0 {
+		if nulls == 0 {
 			s.lvls = appendRun(s.lvls, len(s.defs), l.maxDef)
 		} else {
 			s.lvls = appendLevels(s.lvls, s.defs, l.defWidth)
 		}
 	}
+	var st metadata.EncodedStatistics
 	if l.stats {
-		p.stats = s.stats.encode(l.kind, l.signed, l.maxStats, false)
+		st = s.stats.encode(l.kind, l.signed, l.maxStats, false)
 	}
-	c.stats.merge(&s.stats, l.kind)
+	s.chunk.merge(&s.stats, l.kind)
+	s.stats.reset()
+	s.bools = 0
+	var page file.DataPage
 	if w.v1 {
 		s.page = s.page[:0]
 		if l.maxDef > 0 {
@@ -186,23 +194,23 @@ func (w *Writer) encodePage(s *encoder, c *chunk, l *leaf) {
 			s.page = append(s.page, s.lvls...)
 		}
 		s.page = append(s.page, s.vals...)
-		p.uncompressed = int32(len(s.page))
-		c.buf = append(c.buf, s.compress(l, s.page)...)
+		body := s.compress(l, s.page)
+		page = file.NewDataPageV1WithStats(memory.NewBufferBytes(body), rows, parquet.Encodings.Plain,
+			parquet.Encodings.RLE, parquet.Encodings.RLE, int32(len(s.page)), st)
 	} else {
-		p.lvlLen = int32(len(s.lvls))
-		p.uncompressed = int32(len(s.lvls) + len(s.vals))
-		c.buf = append(c.buf, s.lvls...)
-		c.buf = append(c.buf, s.compress(l, s.vals)...)
+		vals := s.compress(l, s.vals)
+		s.page = append(append(s.page[:0], s.lvls...), vals...)
+		page = file.NewDataPageV2WithStats(memory.NewBufferBytes(s.page), rows, nulls, rows, parquet.Encodings.Plain,
+			int32(len(s.lvls)), 0, int32(len(s.lvls)+len(s.vals)), l.enc != nil, st)
 	}
-	p.end = len(c.buf)
-	c.pages = append(c.pages, p)
-	s.stats.reset()
-	s.defs, s.vals, s.pageRows, s.bools = s.defs[:0], s.vals[:0], 0, 0
+	n, err := pager.WriteDataPage(page)
+	s.written += n
+	return err
 }
 
 // compress returns src compressed with l's codec (src itself when l is
 // uncompressed), in s's reusable buffer.
-func (s *encoder) compress(l *leaf, src []byte) []byte {
+func (s *scratch) compress(l *leaf, src []byte) []byte {
 	if l.enc == nil {
 		return src
 	}

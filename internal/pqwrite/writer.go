@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/endian"
@@ -34,6 +35,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/arrow-go/v18/parquet/schema"
@@ -259,6 +261,59 @@ func arrowLeaf(sc *arrow.Schema, path []int) arrow.DataType {
 	return t
 }
 
+// scratch is a write's reusable memory: buffers are kept between writes
+// so that a busy writer does not touch fresh pages (on a virtual machine,
+// faulting memory in costs more than encoding into it).
+type scratch struct {
+	defs  []uint8 // a page's definition levels
+	vals  []byte  // a page's PLAIN values
+	lvls  []byte  // encoded definition levels
+	page  []byte  // the page as written
+	comp  []byte  // compressed values
+	arrs  []arrow.Array
+	bw    *bufio.Writer
+	stats stats // of the page
+	chunk stats // of the column chunk
+	// pageRows is the rows in the page, bools the booleans in vals.
+	pageRows, bools int
+	// written is the bytes of the column chunk's pages.
+	written int64
+}
+
+// scratches keeps a few scratches between writes. Unlike a sync.Pool,
+// which the garbage collector empties, it keeps them for good: a writer
+// that allocates while it writes collects often. It holds at most
+// maxScratches, a few MiB each (a page's buffers).
+var scratches struct {
+	sync.Mutex
+	free []*scratch
+}
+
+const maxScratches = 4
+
+func getScratch() *scratch {
+	scratches.Lock()
+	defer scratches.Unlock()
+	if n := len(scratches.free); n > 0 {
+		s := scratches.free[n-1]
+		scratches.free = scratches.free[:n-1]
+		return s
+	}
+	return &scratch{bw: bufio.NewWriterSize(nil, 64<<10)}
+}
+
+func putScratch(s *scratch) {
+	s.bw.Reset(nil)
+	clear(s.arrs)
+	s.stats.reset()
+	s.chunk.reset()
+	scratches.Lock()
+	defer scratches.Unlock()
+	if len(scratches.free) < maxScratches {
+		scratches.free = append(scratches.free, s)
+	}
+}
+
 // tellWriter is the sink arrow-go's page writer needs: a writer that
 // knows its position.
 type tellWriter struct {
@@ -286,8 +341,10 @@ func (w *Writer) Write(dst io.Writer, recs []arrow.RecordBatch) (*metadata.FileM
 		}
 		rows += r.NumRows()
 	}
-	bw := bufio.NewWriterSize(dst, 64<<10)
-	sink := &tellWriter{w: bw}
+	s := getScratch()
+	defer putScratch(s)
+	s.bw.Reset(dst)
+	sink := &tellWriter{w: s.bw}
 	if _, err := sink.Write(magic); err != nil {
 		return nil, err
 	}
@@ -300,9 +357,13 @@ func (w *Writer) Write(dst io.Writer, recs []arrow.RecordBatch) (*metadata.FileM
 	for g := 0; rows > 0; g++ {
 		n := min(rows, groupRows)
 		rgb := fmb.AppendRowGroup()
-		written, err := w.writeGroup(sink, rgb, int16(g), recs, bi, off, n)
-		if err != nil {
-			return nil, err
+		var written int64
+		for li := range w.leaves {
+			c, err := w.writeChunk(s, sink, rgb.NextColumnChunk(), int16(g), int16(li), &w.leaves[li], recs, bi, off, n)
+			if err != nil {
+				return nil, err
+			}
+			written += c
 		}
 		rgb.SetNumRows(int(n))
 		if err := rgb.Finish(written, int16(g)); err != nil {
@@ -335,7 +396,7 @@ func (w *Writer) Write(dst io.Writer, recs []arrow.RecordBatch) (*metadata.FileM
 	if _, err := sink.Write(magic); err != nil {
 		return nil, err
 	}
-	if err := bw.Flush(); err != nil {
+	if err := s.bw.Flush(); err != nil {
 		return nil, err
 	}
 	return fmd, nil
@@ -374,4 +435,58 @@ func dataSize(d arrow.ArrayData) int64 {
 		n += dataSize(c)
 	}
 	return n
+}
+
+// writeChunk writes leaf l of n rows, starting at row off of recs[bi], as
+// column chunk cc of row group g, and returns the bytes it wrote.
+func (w *Writer) writeChunk(s *scratch, sink *tellWriter, cc *metadata.ColumnChunkMetaDataBuilder, g, col int16, l *leaf, recs []arrow.RecordBatch, bi int, off, n int64) (int64, error) {
+	pager, err := file.NewPageWriter(sink, l.codec, l.level, cc, g, col, memory.DefaultAllocator, false, nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	s.chunk.reset()
+	s.stats.reset()
+	s.defs, s.vals, s.written = s.defs[:0], s.vals[:0], 0
+	pageSize := int(w.props.DataPageSize())
+	if want := pageSize + pageSize/4; cap(s.vals) < want {
+		// A page's values, and the last value past the page size.
+		s.vals = make([]byte, 0, want)
+	}
+	flush := func() error {
+		if s.pageRows == 0 {
+			return nil
+		}
+		err := w.writePage(s, pager, l)
+		s.defs, s.vals, s.pageRows = s.defs[:0], s.vals[:0], 0
+		return err
+	}
+	for ; n > 0; bi, off = bi+1, 0 {
+		rec := recs[bi]
+		k := min(n, rec.NumRows()-off)
+		n -= k
+		arrs, err := s.chain(rec, l)
+		if err != nil {
+			return 0, err
+		}
+		for lo, hi := int(off), int(off+k); lo < hi; {
+			if lo, err = s.encode(l, arrs, lo, hi, pageSize); err != nil {
+				return 0, err
+			}
+			if len(s.vals) >= pageSize {
+				if err := flush(); err != nil {
+					return 0, err
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return 0, err
+	}
+	if l.stats {
+		cc.SetStats(s.chunk.encode(l.kind, l.signed, l.maxStats, true))
+	}
+	if err := pager.Close(false, false); err != nil {
+		return 0, err
+	}
+	return s.written, nil
 }
