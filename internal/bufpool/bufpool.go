@@ -92,8 +92,10 @@ func (p *Pool) Allocate(n int) []byte { return make([]byte, n) }
 // Reallocate returns b grown or shrunk to n bytes, zeroed past len(b).
 func (p *Pool) Reallocate(n int, b []byte) []byte {
 	if n <= cap(b) {
-		// Recycled memory is not zeroed.
-		clear(b[len(b):n])
+		if n > len(b) {
+			// Recycled memory is not zeroed.
+			clear(b[len(b):n])
+		}
 		return b[:n]
 	}
 	out := make([]byte, n)

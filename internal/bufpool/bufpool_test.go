@@ -75,3 +75,15 @@ func TestReallocateZeroes(t *testing.T) {
 		}
 	}
 }
+
+// TestReallocateShrinks: shrinking a buffer (arrow's Resize to fewer
+// bytes) keeps its start.
+func TestReallocateShrinks(t *testing.T) {
+	p := New(1 << 20)
+	b := make([]byte, 4096)
+	b[0] = 7
+	got := p.Reallocate(128, b)
+	if len(got) != 128 || got[0] != 7 {
+		t.Fatalf("shrunk to %d bytes starting %d", len(got), got[0])
+	}
+}

@@ -307,6 +307,7 @@ func putScratch(s *scratch) {
 	clear(s.arrs)
 	s.stats.reset()
 	s.chunk.reset()
+	s.pageRows, s.bools = 0, 0
 	scratches.Lock()
 	defer scratches.Unlock()
 	if len(scratches.free) < maxScratches {
@@ -338,6 +339,12 @@ func (w *Writer) Write(dst io.Writer, recs []arrow.RecordBatch) (*metadata.FileM
 	for _, r := range recs {
 		if int(r.NumCols()) != len(w.sc.Fields()) {
 			return nil, fmt.Errorf("pqwrite: batch of %d columns, schema of %d", r.NumCols(), len(w.sc.Fields()))
+		}
+		for i, f := range w.sc.Fields() {
+			// The encoder reads the buffers as the schema's types say.
+			if !arrow.TypeEqual(r.Column(i).DataType(), f.Type) {
+				return nil, fmt.Errorf("pqwrite: column %s is %s, the schema says %s", f.Name, r.Column(i).DataType(), f.Type)
+			}
 		}
 		rows += r.NumRows()
 	}
@@ -444,10 +451,13 @@ func (w *Writer) writeChunk(s *scratch, sink *tellWriter, cc *metadata.ColumnChu
 	if err != nil {
 		return 0, err
 	}
+	// All of the page's state: a write that failed part way leaves some.
 	s.chunk.reset()
 	s.stats.reset()
-	s.defs, s.vals, s.written = s.defs[:0], s.vals[:0], 0
-	pageSize := int(w.props.DataPageSize())
+	s.defs, s.vals, s.written, s.pageRows, s.bools = s.defs[:0], s.vals[:0], 0, 0, 0
+	// A page takes at least a value (a page size of 0 means one value a
+	// page, not none).
+	pageSize := max(int(w.props.DataPageSize()), 1)
 	if want := pageSize + pageSize/4; cap(s.vals) < want {
 		// A page's values, and the last value past the page size.
 		s.vals = make([]byte, 0, want)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -506,4 +507,94 @@ func BenchmarkWrite(b *testing.B) {
 		}
 		b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
+}
+
+// TestWriteAfterFailedWrite: a write that fails part way through a page
+// (a null in a required column) leaves nothing behind for the next
+// write, which reuses its scratch: booleans start a fresh byte and page
+// headers count only the new rows.
+func TestWriteAfterFailedWrite(t *testing.T) {
+	props := parquet.NewWriterProperties(parquet.WithDictionaryDefault(false))
+	for _, dt := range []arrow.DataType{arrow.FixedWidthTypes.Boolean, arrow.PrimitiveTypes.Int64} {
+		sc := arrow.NewSchema([]arrow.Field{{Name: "x", Type: dt}}, nil)
+		w, err := New(sc, Options{Props: props})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := batchOf(sc, 3, true)
+		if _, err := w.Write(io.Discard, []arrow.RecordBatch{bad}); err == nil {
+			t.Fatalf("%s: writing a null into a required column succeeded", dt)
+		}
+		good := batchOf(sc, 2, false)
+		var buf bytes.Buffer
+		if _, err := w.Write(&buf, []arrow.RecordBatch{good}); err != nil {
+			t.Fatalf("%s: the write after a failed one: %v", dt, err)
+		}
+		r, err := file.NewParquetReader(bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, err := r.MetaData().RowGroup(0).ColumnChunk(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cc.NumValues() != 2 {
+			t.Fatalf("%s: the write after a failed one has %d values, want 2", dt, cc.NumValues())
+		}
+		tbl := readAll(t, buf.Bytes())
+		if tbl.NumRows() != 2 {
+			t.Fatalf("%s: read back %d rows, want 2", dt, tbl.NumRows())
+		}
+		tbl.Release()
+	}
+}
+
+// batchOf is a batch of sc's one boolean or int64 column: n values, then
+// a null if null.
+func batchOf(sc *arrow.Schema, n int, null bool) arrow.RecordBatch {
+	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
+	defer b.Release()
+	for i := range n {
+		switch fb := b.Field(0).(type) {
+		case *array.BooleanBuilder:
+			fb.Append(i%2 == 0)
+		case *array.Int64Builder:
+			fb.Append(int64(i))
+		}
+	}
+	if null {
+		b.Field(0).AppendNull()
+	}
+	return b.NewRecordBatch()
+}
+
+// TestZeroPageSize: a page size of 0 writes a value a page, and a column
+// with nulls does not spin.
+func TestZeroPageSize(t *testing.T) {
+	sc := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
+	props := parquet.NewWriterProperties(parquet.WithDictionaryDefault(false), parquet.WithDataPageSize(0))
+	b := array.NewInt64Builder(memory.DefaultAllocator)
+	b.AppendValues([]int64{1, 0, 3}, []bool{true, false, true})
+	col := b.NewArray()
+	rec := array.NewRecordBatch(sc, []arrow.Array{col}, 3)
+	want, got, _ := writeBoth(t, sc, props, []arrow.RecordBatch{rec})
+	compareFiles(t, sc, []arrow.RecordBatch{rec}, want, got, true)
+}
+
+// TestWrongColumnType: a batch whose column is not of the schema's type
+// is refused, not read as if it were.
+func TestWrongColumnType(t *testing.T) {
+	sc := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	w, err := New(sc, Options{Props: parquet.NewWriterProperties(parquet.WithDictionaryDefault(false))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int32}}, nil)
+	b := array.NewInt32Builder(memory.DefaultAllocator)
+	b.AppendValues([]int32{1, 2}, nil)
+	col := b.NewArray()
+	rec := array.NewRecordBatch(other, []arrow.Array{col}, 2)
+	if _, err := w.Write(io.Discard, []arrow.RecordBatch{rec}); err == nil || !strings.Contains(err.Error(), "column x is int32") {
+		t.Fatalf("writing int32 as int64: %v", err)
+	}
 }
