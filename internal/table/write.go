@@ -43,9 +43,9 @@ func (p *PendingFiles) Merge(q *PendingFiles) {
 // and faster: it writes with the table's Parquet write properties as
 // iceberg-go does, with package pqwrite's encoder where the schema and
 // properties allow (pqarrow's otherwise), and computes no column
-// statistics on the leaves whose
-// Iceberg metrics mode is "none" (see [CreateOptions.NoStatsColumns]), whose
-// statistics would be thrown away. Row groups hold at most
+// statistics on the leaves whose Iceberg metrics mode is "none" (see
+// [CreateOptions.NoStatsColumns]), whose statistics would be thrown
+// away. Row groups hold at most
 // write.parquet.row-group-limit rows and start anew past
 // write.parquet.row-group-size-bytes. Zero rows write no file.
 //
